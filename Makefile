@@ -1,0 +1,69 @@
+# Two commands for a newcomer: `make demo` runs the pipeline end to end on the embedded stack,
+# `make test` runs every test. Both install what they need (uv, the venv, jars, the Databricks CLI)
+# into caches outside the repository and are quick when re-run.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/avrolake
+export AVROLAKE_CACHE := $(CACHE)
+
+UV_VERSION := 0.13.9
+UV := $(CACHE)/tools/uv-$(UV_VERSION)/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced
+
+# The Databricks CLI, built from source by the Go toolchain (the module proxy is the only way in).
+DATABRICKS_CLI_VERSION := v0.298.0
+DATABRICKS_CLI := $(CACHE)/bin/databricks-$(DATABRICKS_CLI_VERSION)
+export AVROLAKE_DATABRICKS_CLI := $(DATABRICKS_CLI)
+
+.PHONY: demo test unit lint fmt jars databricks-cli wheel bench clean-local
+
+demo: $(SYNCED) jars
+	$(VENV)/bin/avrolake demo
+
+test: $(SYNCED) jars databricks-cli
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+unit: $(SYNCED)
+	$(VENV)/bin/pytest -m "not integration"
+
+lint: $(SYNCED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(SYNCED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+$(UV):
+	python3 -m venv $(CACHE)/tools/uv-$(UV_VERSION)
+	$(CACHE)/tools/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(SYNCED): pyproject.toml uv.lock $(UV)
+	$(UV) sync --frozen --all-extras
+	touch $@
+
+# Spark connectors, the Kafka broker and Apicurio, from Maven Central via jvm/pom.xml.
+jars: $(SYNCED)
+	$(VENV)/bin/avrolake local jars
+
+databricks-cli: $(DATABRICKS_CLI)
+
+$(DATABRICKS_CLI):
+	@mkdir -p $(dir $@)
+	@# `go install cli@tag` needs the proxy's version list, which is not reachable here; download
+	@# the pinned module and build it in place instead (same sources, same go.mod).
+	dir=$$(go mod download -json github.com/databricks/cli@$(DATABRICKS_CLI_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	  cd "$$dir" && go build -o $@.tmp . && mv $@.tmp $@
+
+wheel: $(UV)
+	$(UV) build --wheel
+
+bench: $(SYNCED) jars
+	$(VENV)/bin/python benchmarks/producer_bench.py
+	$(VENV)/bin/python benchmarks/silver_bench.py
+
+clean-local: $(SYNCED)
+	$(VENV)/bin/avrolake local down

@@ -1,0 +1,1 @@
+"""avrolake: evolving Avro from Kafka into Delta."""

@@ -1,0 +1,41 @@
+"""One exception root, a subclass per layer.
+
+Messages say what is wrong and how to fix it, in one line: the CLI prints ``str(error)`` and exits
+non-zero, so a user never sees a traceback for a mistake they can correct.
+"""
+
+
+class AvrolakeError(Exception):
+    """Root of every error avrolake raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AvrolakeError):
+    """Bad settings: a missing or malformed argument, environment variable or secret."""
+
+    exit_code = 2
+
+
+class SchemaError(AvrolakeError):
+    """A missing, invalid or incompatible Avro schema."""
+
+
+class RegistryError(AvrolakeError):
+    """The schema registry refused a request or could not be reached."""
+
+
+class SerializationError(AvrolakeError):
+    """Bytes that are not a framed Avro record of a known wire format."""
+
+
+class KafkaError(AvrolakeError):
+    """The Kafka cluster could not be reached or refused a request."""
+
+
+class LocalStackError(AvrolakeError):
+    """The embedded local stack could not be started, checked or stopped."""
+
+
+class PipelineError(AvrolakeError):
+    """A pipeline stage was misconfigured or its tables are not what it expects."""
