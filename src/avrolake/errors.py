@@ -25,6 +25,10 @@ class RegistryError(AvrolakeError):
     """The schema registry refused a request or could not be reached."""
 
 
+class SchemaNotFoundError(RegistryError):
+    """The registry answered, and has no schema under that reference or subject."""
+
+
 class SerializationError(AvrolakeError):
     """Bytes that are not a framed Avro record of a known wire format."""
 

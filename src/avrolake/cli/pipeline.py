@@ -1,0 +1,111 @@
+"""``avrolake ingest | silver | gold``: the entry points the bundle's jobs call."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from avrolake.errors import PipelineError
+from avrolake.pipeline.tables import add_table_arguments, locations_from_args
+from avrolake.pipeline.triggers import add_trigger_arguments, trigger_from_args
+from avrolake.settings import add_connection_arguments, connection_from_args
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ingest = subparsers.add_parser("ingest", help="stream Kafka into the bronze Delta table")
+    add_connection_arguments(ingest)
+    add_table_arguments(ingest)
+    add_trigger_arguments(ingest)
+    ingest.add_argument(
+        "--starting-offsets",
+        default="earliest",
+        help='earliest | latest | per-partition JSON, e.g. {"products": {"0": 42, "1": -2}}',
+    )
+    ingest.add_argument("--max-offsets-per-trigger", type=int, help="rate limit per micro-batch")
+    ingest.set_defaults(handler=ingest_command)
+
+    silver = subparsers.add_parser(
+        "silver", help="decode bronze into silver (+ quarantine), evolving with the registry"
+    )
+    add_connection_arguments(silver)
+    add_table_arguments(silver)
+    add_trigger_arguments(silver)
+    silver.set_defaults(handler=silver_command)
+
+    gold = subparsers.add_parser("gold", help="aggregate silver into gold")
+    add_table_arguments(gold)
+    add_trigger_arguments(gold)
+    gold.set_defaults(handler=gold_command)
+
+
+def await_query(query: StreamingQuery) -> int:
+    """Wait for the query; SIGTERM/SIGINT stop it cleanly at a batch boundary (the checkpoint
+    keeps the position, so the next run resumes exactly there)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping %s", signal.Signals(signum).name, query.name)
+        query.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        query.awaitTermination()
+    except Exception as error:  # StreamingQueryException: the cause's first line is the message
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise PipelineError(f"query {query.name} failed: {first_line}") from error
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def ingest_command(args: argparse.Namespace) -> int:
+    from avrolake.pipeline import preflight
+    from avrolake.pipeline.runners import run_ingest, validate_starting_offsets
+    from avrolake.spark import build_session
+
+    connection = connection_from_args(args)
+    locations = locations_from_args(args)
+    trigger = trigger_from_args(args)
+    validate_starting_offsets(args.starting_offsets)
+    preflight.check_topic(connection.kafka)
+    spark = build_session("avrolake-ingest")
+    return await_query(
+        run_ingest(
+            spark,
+            connection,
+            locations,
+            trigger,
+            starting_offsets=args.starting_offsets,
+            max_offsets_per_trigger=args.max_offsets_per_trigger,
+        )
+    )
+
+
+def silver_command(args: argparse.Namespace) -> int:
+    from avrolake.pipeline import preflight
+    from avrolake.pipeline.runners import run_silver
+    from avrolake.spark import build_session
+
+    connection = connection_from_args(args)
+    locations = locations_from_args(args)
+    trigger = trigger_from_args(args)
+    registry = preflight.check_registry(connection)
+    spark = build_session("avrolake-silver")
+    return await_query(run_silver(spark, connection, locations, trigger, registry=registry))
+
+
+def gold_command(args: argparse.Namespace) -> int:
+    from avrolake.pipeline.runners import run_gold
+    from avrolake.spark import build_session
+
+    locations = locations_from_args(args)
+    trigger = trigger_from_args(args)
+    spark = build_session("avrolake-gold")
+    return await_query(run_gold(spark, locations, trigger))

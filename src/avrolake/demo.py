@@ -1,0 +1,199 @@
+"""The end-to-end demo on the embedded stack: evolving schemas, live.
+
+1. register v1 and v2 of the Product schema;
+2. start ingest (Kafka → bronze) and silver (bronze → silver) as continuous streams;
+3. produce a v1/v2 stream, register v3 midway, keep producing v1/v2/v3, inject a few bad records;
+4. wait until silver and quarantine account for every record, stop the streams, run gold;
+5. report gold, per-version counts, the quarantine and the end-to-end rate, and draw a chart.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Producer
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from avrolake import report, wire
+from avrolake.connection import producer_config
+from avrolake.errors import PipelineError
+from avrolake.pipeline.runners import run_gold, run_ingest, run_silver
+from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.triggers import CONTINUOUS, TriggerSettings
+from avrolake.producer.mix import parse_mix
+from avrolake.producer.run import ProduceOptions, ensure_topic, run_produce
+from avrolake.registry import SchemaRegistry, open_registry
+from avrolake.schemas import SchemaVersion, load_versions
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, LocalPorts, RegistrySettings
+
+log = logging.getLogger(__name__)
+
+BEFORE_V3_MIX = "v1=0.4,v2=0.6"
+AFTER_V3_MIX = "v1=0.2,v2=0.3,v3=0.5"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    flavor: Flavor = Flavor.CONFLUENT
+    events: int = 40_000
+    rate: float | None = None  # events/s per phase; None = as fast as the producer goes
+    seed: int = 2026
+    out_dir: Path = Path("out/demo")
+    schemas_dir: Path = Path("schemas/product")
+    interval: str = "2 seconds"
+    catch_up_timeout_s: float = 600.0
+
+
+@dataclass
+class DemoResult:
+    produced: int = 0
+    bad_records: int = 0
+    bronze: int = 0
+    silver: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    per_version: dict[int, int] = field(default_factory=dict)
+    gold_events: int = 0
+    seconds: float = 0.0
+    chart: Path | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.produced / self.seconds if self.seconds else 0.0
+
+
+def demo_connection(flavor: Flavor, topic: str, ports: LocalPorts) -> ConnectionSettings:
+    return ConnectionSettings(
+        kafka=KafkaSettings(bootstrap_servers=ports.bootstrap_servers, topic=topic),
+        registry=RegistrySettings(
+            flavor=flavor,
+            url=ports.confluent_registry_url,
+            glue_registry_name="avrolake-demo",
+            region="us-east-1",
+            endpoint_url=ports.glue_endpoint_url,
+        ),
+    )
+
+
+def inject_bad_records(connection: ConnectionSettings) -> int:
+    """A null value, bytes with no known framing, and a record naming a schema nobody registered."""
+    unknown = (
+        wire.frame_confluent(999_999, b"\x00")
+        if connection.flavor is Flavor.CONFLUENT
+        else wire.frame_glue("00000000-0000-4000-8000-000000000000", b"\x00")
+    )
+    producer = Producer(producer_config(connection.kafka))
+    values = [None, b"not avro at all", unknown]
+    for value in values:
+        producer.produce(connection.kafka.topic, value=value, key=b"bad")
+    producer.flush(30)
+    return len(values)
+
+
+def register(registry: SchemaRegistry, topic: str, version: SchemaVersion) -> None:
+    registered = registry.register(topic, version.schema_str)
+    log.info("registered v%d of %s as ref %s", version.number, topic, registered.ref)
+
+
+def wait_for_catch_up(
+    spark: SparkSession, tables: TableLocations, expected: int, queries: list, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    seen = -1
+    while time.monotonic() < deadline:
+        for query in queries:
+            if query.exception() is not None:
+                raise PipelineError(f"query {query.name} failed: {query.exception()}")
+        silver = tables.silver.read(spark).count() if tables.silver.exists(spark) else 0
+        bad = tables.quarantine.read(spark).count() if tables.quarantine.exists(spark) else 0
+        if silver + bad != seen:
+            seen = silver + bad
+            log.info("silver %d + quarantine %d of %d records", silver, bad, expected)
+        if seen >= expected:
+            return
+        time.sleep(1.0)
+    raise PipelineError(f"silver did not catch up within {timeout_s:.0f}s ({seen}/{expected})")
+
+
+def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> DemoResult:
+    versions = {v.number: v for v in load_versions(options.schemas_dir)}
+    topic = f"demo-{options.flavor.value}-{int(time.time())}"
+    connection = demo_connection(options.flavor, topic, ports)
+    registry = open_registry(connection.registry)
+    warehouse = options.out_dir / "warehouse"
+    shutil.rmtree(warehouse, ignore_errors=True)
+    tables = TableLocations.in_directory(warehouse)
+
+    register(registry, topic, versions[1])
+    register(registry, topic, versions[2])
+    registry.set_compatibility(topic, "FULL_TRANSITIVE")
+    ensure_topic(connection.kafka, set(), 20.0)
+
+    live = TriggerSettings(mode=CONTINUOUS, interval=options.interval)
+    # Bronze must exist before silver can stream from it: seed it by starting ingest first.
+    ingest = run_ingest(spark, connection, tables, live)
+    queries = [ingest]
+    result = DemoResult()
+    started = time.perf_counter()
+    try:
+        first_half = options.events // 2
+        phases = ((BEFORE_V3_MIX, first_half), (AFTER_V3_MIX, options.events - first_half))
+        for number, (mix, count) in enumerate(phases):
+            if number == 1:
+                register(registry, topic, versions[3])  # while both streams run
+            summary = run_produce(
+                connection,
+                list(versions.values()),
+                ProduceOptions(
+                    count=count,
+                    rate=options.rate,
+                    seed=options.seed + number,
+                    mix=parse_mix(mix),
+                    register=False,
+                    manifest=options.out_dir / f"manifest-phase{number + 1}.jsonl",
+                ),
+                registry=registry,
+            )
+            result.produced += summary.sent
+            if number == 0:
+                while not tables.bronze.exists(spark):
+                    time.sleep(0.5)
+                queries.append(run_silver(spark, connection, tables, live, registry=registry))
+        result.bad_records = inject_bad_records(connection)
+        wait_for_catch_up(
+            spark, tables, result.produced + result.bad_records, queries, options.catch_up_timeout_s
+        )
+        result.seconds = time.perf_counter() - started
+    finally:
+        for query in reversed(queries):
+            query.stop()
+    run_gold(spark, tables, TriggerSettings()).awaitTermination()
+    return summarize(spark, tables, result, options)
+
+
+def summarize(
+    spark: SparkSession, tables: TableLocations, result: DemoResult, options: DemoOptions
+) -> DemoResult:
+    silver = tables.silver.read(spark)
+    gold = tables.gold.read(spark)
+    result.bronze = tables.bronze.read(spark).count()
+    result.silver = silver.count()
+    result.per_version = {
+        int(r.schema_version): int(r["count"])
+        for r in silver.groupBy("schema_version").count().collect()
+    }
+    quarantine = tables.quarantine.read(spark).groupBy("reason").count().collect()
+    result.quarantine_reasons = {r.reason: int(r["count"]) for r in quarantine}
+    result.gold_events = int(gold.agg(F.sum("events")).first()[0] or 0)
+    gold.orderBy("event_date", "type", "color", "size").show(200, truncate=False)
+    result.chart = report.draw(
+        report.gold_breakdowns(gold),
+        report.versions_over_time(silver),
+        options.out_dir / "demo.png",
+        f"avrolake demo ({options.flavor.value}): {result.silver:,} events in silver",
+    )
+    return result

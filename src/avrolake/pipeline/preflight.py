@@ -1,0 +1,47 @@
+"""Checks a job makes before starting Spark, so bad configuration fails in seconds with one line
+instead of a stream that retries forever or dies with a JVM stack trace."""
+
+from __future__ import annotations
+
+from avrolake.errors import KafkaError, PipelineError, SchemaNotFoundError
+from avrolake.registry import SchemaRegistry, open_registry
+from avrolake.settings import ConnectionSettings, KafkaSettings
+
+METADATA_TIMEOUT_S = 10.0
+
+
+def check_topic(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> int:
+    """The broker answers and the topic exists; returns its partition count."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from avrolake.connection import client_config
+
+    admin = AdminClient(client_config(kafka))
+    try:
+        # All topics, not just ours: asking for one by name may auto-create it on the broker.
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as error:
+        raise KafkaError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout:g}s: {error.args[0]}"
+        ) from None
+    topic = metadata.topics.get(kafka.topic)
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise KafkaError(
+            f"topic {kafka.topic!r} does not exist on {kafka.bootstrap_servers}: check --topic, "
+            "or run `avrolake produce` first"
+        )
+    return len(topic.partitions)
+
+
+def check_registry(connection: ConnectionSettings) -> SchemaRegistry:
+    """The registry answers and has at least one version for the topic; returns the client."""
+    registry = open_registry(connection.registry)
+    try:
+        registry.latest(connection.kafka.topic)
+    except SchemaNotFoundError:
+        raise PipelineError(
+            f"no schema is registered for topic {connection.kafka.topic!r}: "
+            "run `avrolake schemas register` first"
+        ) from None
+    return registry

@@ -1,0 +1,126 @@
+"""Where the medallion tables and stream checkpoints live.
+
+On Databricks tables are Unity Catalog names (``catalog.schema.bronze``); locally, where the Spark
+catalog does not outlive a process, they are Delta paths under a warehouse directory. Either way a
+stage sees a ``TableRef`` and never builds a location itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from avrolake.errors import ConfigError
+from avrolake.settings import cache_dir
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+    from pyspark.sql.streaming import DataStreamReader
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STAGES = ("bronze", "silver", "quarantine", "gold")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A Delta table by catalog name or by path; exactly one of the two is set."""
+
+    name: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("TableRef needs exactly one of name and path")
+
+    def __str__(self) -> str:
+        return self.name or f"delta.`{self.path}`"
+
+    def exists(self, spark: SparkSession) -> bool:
+        from delta.tables import DeltaTable
+
+        if self.name:
+            return bool(spark.catalog.tableExists(self.name))
+        return DeltaTable.isDeltaTable(spark, self.path)
+
+    def delta(self, spark: SparkSession) -> DeltaTable:
+        from delta.tables import DeltaTable
+
+        if self.name:
+            return DeltaTable.forName(spark, self.name)
+        return DeltaTable.forPath(spark, self.path)
+
+    def read(self, spark: SparkSession) -> DataFrame:
+        reader: DataFrameReader = spark.read.format("delta")
+        return reader.table(self.name) if self.name else reader.load(self.path)
+
+    def read_stream(self, spark: SparkSession) -> DataFrame:
+        reader: DataStreamReader = spark.readStream.format("delta")
+        return reader.table(self.name) if self.name else reader.load(self.path)
+
+    def require(self, spark: SparkSession, produced_by: str) -> None:
+        """Fail with a one-line fix when an upstream table has not been created yet."""
+        if not self.exists(spark):
+            from avrolake.errors import PipelineError
+
+            raise PipelineError(f"table {self} does not exist yet: run `avrolake {produced_by}` first")
+
+
+@dataclass(frozen=True)
+class TableLocations:
+    """The four tables and the checkpoint root of one deployment."""
+
+    bronze: TableRef
+    silver: TableRef
+    quarantine: TableRef
+    gold: TableRef
+    checkpoint_root: str
+
+    def checkpoint(self, stage: str) -> str:
+        return f"{self.checkpoint_root.rstrip('/')}/{stage}"
+
+    @classmethod
+    def in_catalog(cls, catalog: str, schema: str, checkpoint_root: str) -> TableLocations:
+        for option, value in (("--catalog", catalog), ("--schema", schema)):
+            if not _IDENTIFIER.match(value):
+                raise ConfigError(f"{option} {value!r} is not a valid identifier")
+        refs = {stage: TableRef(name=f"{catalog}.{schema}.{stage}") for stage in STAGES}
+        return cls(**refs, checkpoint_root=checkpoint_root)
+
+    @classmethod
+    def in_directory(cls, warehouse: str | Path, checkpoint_root: str | None = None) -> TableLocations:
+        root = Path(warehouse).absolute()
+        refs = {stage: TableRef(path=str(root / stage)) for stage in STAGES}
+        return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
+
+
+def default_warehouse() -> Path:
+    return Path(os.environ.get("AVROLAKE_WAREHOUSE", cache_dir() / "warehouse"))
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tables")
+    group.add_argument("--catalog", help="Unity Catalog catalog (with --schema: tables by name)")
+    group.add_argument("--schema", help="Unity Catalog schema holding bronze/silver/quarantine/gold")
+    group.add_argument(
+        "--warehouse-dir",
+        help="without --catalog: Delta tables as paths here (default $AVROLAKE_WAREHOUSE "
+        "or ~/.cache/avrolake/warehouse)",
+    )
+    group.add_argument("--checkpoint-root", help="default: <warehouse>/_checkpoints")
+
+
+def locations_from_args(args: argparse.Namespace) -> TableLocations:
+    if args.catalog or args.schema:
+        if not (args.catalog and args.schema):
+            raise ConfigError("--catalog and --schema go together")
+        if not args.checkpoint_root:
+            raise ConfigError("--checkpoint-root is required with --catalog (e.g. a UC volume)")
+        return TableLocations.in_catalog(args.catalog, args.schema, args.checkpoint_root)
+    return TableLocations.in_directory(
+        args.warehouse_dir or default_warehouse(), args.checkpoint_root
+    )

@@ -1,0 +1,77 @@
+"""Pictures of a pipeline run: gold's breakdowns and the schema-version mix over time.
+
+matplotlib (the ``local`` extra) draws a PNG with the Agg backend, so no display is needed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def gold_breakdowns(gold: DataFrame) -> dict[str, dict[str, int]]:
+    """Events per type, per color and per size, summed over gold's groups."""
+    out: dict[str, dict[str, int]] = {}
+    for key in ("type", "color", "size"):
+        rows = gold.groupBy(key).sum("events").collect()
+        out[key] = {row[0]: int(row[1]) for row in sorted(rows, key=lambda r: r[0])}
+    return out
+
+
+def versions_over_time(silver: DataFrame, bucket_seconds: int = 5) -> dict[int, dict[int, int]]:
+    """Silver rows per schema version per ``bucket_seconds`` of Kafka time, from the first one."""
+    from pyspark.sql import functions as F
+
+    seconds = F.unix_timestamp("kafka_timestamp")
+    start = silver.agg(F.min(seconds)).first()[0] or 0
+    rows = (
+        silver.select(
+            ((seconds - F.lit(start)) / bucket_seconds).cast("int").alias("bucket"),
+            "schema_version",
+        )
+        .groupBy("bucket", "schema_version")
+        .count()
+        .collect()
+    )
+    series: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in rows:
+        series[int(row.schema_version)][int(row.bucket) * bucket_seconds] = int(row["count"])
+    return dict(series)
+
+
+def draw(
+    breakdowns: dict[str, dict[str, int]],
+    versions: dict[int, dict[int, int]],
+    path: Path,
+    title: str,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 4, figsize=(18, 4.5))
+    for axis, (key, counts) in zip(axes, breakdowns.items(), strict=False):
+        axis.bar(list(counts), list(counts.values()), color="#4477aa")
+        axis.set_title(f"events per {key}")
+        axis.tick_params(axis="x", rotation=30)
+    timeline = axes[3]
+    buckets = sorted({t for series in versions.values() for t in series})
+    bottom = [0] * len(buckets)
+    for version in sorted(versions):
+        heights = [versions[version].get(t, 0) for t in buckets]
+        timeline.bar(buckets, heights, bottom=bottom, width=4, label=f"v{version}")
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    timeline.set_title("events per schema version over time")
+    timeline.set_xlabel("seconds since the first event")
+    timeline.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,251 @@
+"""Kafka → bronze → silver (+ quarantine) → gold on the real local stack, for both flavors.
+
+Real broker, real registries (Apicurio for Confluent, moto for Glue), local Spark with Delta. The
+producer's manifest is the ground truth every table is compared with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from avrolake import wire
+from avrolake.connection import producer_config
+from avrolake.pipeline.runners import run_gold, run_ingest, run_silver
+from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.triggers import TriggerSettings
+from avrolake.producer.manifest import read_manifest
+from avrolake.producer.mix import parse_mix
+from avrolake.producer.run import ProduceOptions, run_produce
+from avrolake.registry import open_registry
+from avrolake.schemas import load_versions
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+
+SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
+EVENTS = 3000
+DRAIN = TriggerSettings()  # available-now: process what is there, then stop
+V3_DEFAULTS = {"size": "none", "color": "none", "price": None, "updatedAt": 0}
+EPOCH = dt.datetime(1970, 1, 1)
+
+
+def connection_for(local_stack: Any, flavor: str, topic: str) -> ConnectionSettings:
+    return ConnectionSettings(
+        kafka=KafkaSettings(bootstrap_servers=local_stack.bootstrap_servers, topic=topic),
+        registry=RegistrySettings(
+            flavor=Flavor(flavor),
+            url=local_stack.confluent_registry_url,
+            glue_registry_name=f"reg-{topic}",
+            region="us-east-1",
+            endpoint_url=local_stack.glue_endpoint_url,
+        ),
+    )
+
+
+def drain(spark: SparkSession, connection: ConnectionSettings, tables: TableLocations) -> None:
+    run_ingest(spark, connection, tables, DRAIN).awaitTermination()
+    run_silver(spark, connection, tables, DRAIN).awaitTermination()
+    run_gold(spark, tables, DRAIN).awaitTermination()
+
+
+def silver_as_manifest_values(spark: SparkSession, tables: TableLocations) -> dict[str, dict]:
+    """Silver's Product fields per eventId, in the manifest's JSON forms."""
+    fields = ["productId", "eventId", "type", "size", "color", "timestamp", "price", "updatedAt"]
+    out = {}
+    for row in tables.silver.read(spark).select(*fields).collect():
+        value = row.asDict()
+        value["price"] = None if value["price"] is None else str(value["price"])
+        value["updatedAt"] = (value["updatedAt"] - EPOCH) // dt.timedelta(milliseconds=1)
+        out[value["eventId"]] = value
+    return out
+
+
+def expected_from_manifest(manifest: list[dict]) -> dict[str, dict]:
+    """What silver must hold: each record as written, plus the reader's defaults for the fields
+    its writer version did not have."""
+    return {line["eventId"]: {**V3_DEFAULTS, **line["value"]} for line in manifest}
+
+
+@pytest.fixture(scope="module", params=["confluent", "glue"])
+def pipeline(request, local_stack, spark: SparkSession, tmp_path_factory):
+    """A topic with EVENTS mixed-version events, drained through every stage once."""
+    flavor = request.param
+    topic = f"pipeline-{flavor}-{uuid.uuid4().hex[:8]}"
+    connection = connection_for(local_stack, flavor, topic)
+    root = tmp_path_factory.mktemp(f"pipeline-{flavor}")
+    manifest_path = root / "manifest.jsonl"
+    summary = run_produce(
+        connection,
+        load_versions(SCHEMAS),
+        ProduceOptions(
+            count=EVENTS,
+            seed=20261124,
+            mix=parse_mix("v1=0.3,v2=0.4,v3=0.3"),
+            manifest=manifest_path,
+            progress=False,
+            glue_compression=flavor == "glue",  # Glue's zlib form goes through the inflate path
+        ),
+    )
+    assert (summary.sent, summary.failed) == (EVENTS, 0)
+    tables = TableLocations.in_directory(root / "warehouse")
+    drain(spark, connection, tables)
+    return connection, tables, read_manifest(manifest_path)
+
+
+def test_every_event_lands_once_in_bronze_silver_and_gold(pipeline, spark: SparkSession) -> None:
+    connection, tables, manifest = pipeline
+    assert len(manifest) == EVENTS
+    bronze = tables.bronze.read(spark)
+    assert bronze.count() == EVENTS
+    assert {r.wire_format for r in bronze.select("wire_format").distinct().collect()} == {
+        connection.flavor.value
+    }
+    silver = tables.silver.read(spark)
+    assert silver.count() == EVENTS
+    assert silver.select("eventId").distinct().count() == EVENTS
+    assert silver_as_manifest_values(spark, tables) == expected_from_manifest(manifest)
+    versions = {r.schema_version: r["count"] for r in silver.groupBy("schema_version").count().collect()}
+    assert versions == {
+        v: sum(1 for line in manifest if line["version"] == v) for v in (1, 2, 3)
+    }
+    assert tables.quarantine.read(spark).count() == 0
+    gold = tables.gold.read(spark)
+    assert gold.agg(F.sum("events")).first()[0] == EVENTS
+    assert {f.name: f.dataType.simpleString() for f in gold.schema} == {
+        "event_date": "date",
+        "type": "string",
+        "color": "string",
+        "size": "string",
+        "events": "bigint",
+        "distinct_products": "bigint",
+        "first_event_time": "timestamp",
+        "last_event_time": "timestamp",
+    }
+
+
+def bad_records(flavor: str) -> dict[bytes | None, str]:
+    """Injected records and the quarantine reason each must get."""
+    unknown_ref = "424242" if flavor == "confluent" else str(uuid.UUID(int=42))
+    framed = (
+        wire.frame_confluent(424242, b"\x02")
+        if flavor == "confluent"
+        else wire.frame_glue(unknown_ref, b"\x02")
+    )
+    return {
+        None: "null value",
+        b"\x09not avro": "unknown wire format: first byte 0x09",
+        framed: f"unknown schema ref {unknown_ref}",
+    }
+
+
+def snapshot(spark: SparkSession, tables: TableLocations) -> tuple[list, list, list]:
+    silver = tables.silver.read(spark).drop("ingested_at").orderBy("eventId").collect()
+    quarantine = tables.quarantine.read(spark).drop("quarantined_at").orderBy("offset").collect()
+    gold = tables.gold.read(spark).orderBy("event_date", "type", "color", "size").collect()
+    return silver, quarantine, gold
+
+
+def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
+    pipeline, spark: SparkSession
+) -> None:
+    connection, tables, manifest = pipeline
+    silver_before, _, gold_before = snapshot(spark, tables)
+
+    # A producer retry: the same framed bytes again, for 100 events.
+    resend = [r.value for r in tables.bronze.read(spark).orderBy("offset").limit(100).collect()]
+    # And a truncated copy of a real record: its header is valid, its Avro body is not.
+    good = resend[0]
+    header = wire.HEADER_LEN[wire.detect(good)]
+    bad = {**bad_records(connection.flavor.value), good[: header + 3]: None}
+    producer = Producer(producer_config(connection.kafka))
+    for value in [*resend, *bad]:
+        producer.produce(connection.kafka.topic, value=value)
+    assert producer.flush(30) == 0
+    drain(spark, connection, tables)
+
+    assert tables.bronze.read(spark).count() == EVENTS + 100 + len(bad)
+    silver_after, quarantine, gold_after = snapshot(spark, tables)
+    assert silver_after == silver_before
+    assert gold_after == gold_before
+    reasons = sorted(r.reason for r in quarantine)
+    truncated = ("corrupt or truncated Avro for schema ref " if connection.flavor is Flavor.CONFLUENT
+                 else "corrupt compressed body for schema ref ")  # fmt: skip
+    ref = wire.parse(good).schema_ref
+    assert reasons == sorted([*bad_records(connection.flavor.value).values(), truncated + ref])
+    assert [r.value for r in quarantine if r.reason == "null value"] == [None]
+
+    # Re-run the last silver batch: forget that it committed, as a crash before the commit would.
+    commits = Path(tables.checkpoint("silver")) / "commits"
+    last = max(commits.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
+    last.unlink()
+    shutil.rmtree(commits / f".{last.name}.crc", ignore_errors=True)
+    run_silver(spark, connection, tables, DRAIN).awaitTermination()
+    assert snapshot(spark, tables) == (silver_after, quarantine, gold_after)
+
+
+def test_a_version_registered_mid_stream_becomes_columns_without_restart(
+    local_stack, spark: SparkSession, tmp_path: Path
+) -> None:
+    topic = f"evolve-{uuid.uuid4().hex[:8]}"
+    connection = connection_for(local_stack, "confluent", topic)
+    versions = load_versions(SCHEMAS)
+    registry = open_registry(connection.registry)
+    tables = TableLocations.in_directory(tmp_path / "warehouse")
+    live = TriggerSettings(mode="continuous", interval="1 second")
+
+    def produce(mix: str, count: int) -> None:
+        options = ProduceOptions(count=count, seed=len(mix), mix=parse_mix(mix), progress=False)
+        assert run_produce(connection, versions, options, registry=registry).sent == count
+
+    produce("v1=0.5,v2=0.5", 200)  # registers v1 and v2 only
+    ingest = run_ingest(spark, connection, tables, live)
+    silver = None
+    try:
+        wait_for(lambda: tables.bronze.exists(spark) and tables.bronze.read(spark).count() == 200)
+        silver = run_silver(spark, connection, tables, live, registry=registry)
+        wait_for(lambda: tables.silver.exists(spark) and tables.silver.read(spark).count() == 200)
+        assert "price" not in tables.silver.read(spark).columns
+        query_id = silver.id
+
+        produce("v3=1", 100)  # registers v3 while the query runs
+        wait_for(lambda: tables.silver.read(spark).count() == 300)
+        assert silver.isActive and silver.id == query_id
+        assert silver.exception() is None
+        current = tables.silver.read(spark)
+        assert {"price", "updatedAt"} <= set(current.columns)
+        assert current.where(F.col("schema_version") == 3).where(F.col("price").isNotNull()).count() == 100
+        old = current.where(F.col("schema_version") < 3)
+        assert old.count() == 200
+        assert old.where(F.col("price").isNull()).count() == 200
+    finally:
+        for query in (silver, ingest):
+            if query is not None:
+                query.stop()
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"condition not met within {timeout:.0f}s")
+
+
+def test_price_decimal_survives_the_round_trip(pipeline, spark: SparkSession) -> None:
+    _, tables, manifest = pipeline
+    priced = [line for line in manifest if line["value"].get("price") is not None]
+    assert priced, "the v3 share of the mix must produce some prices"
+    sample = priced[0]
+    row = tables.silver.read(spark).where(F.col("eventId") == sample["eventId"]).first()
+    assert row.price == Decimal(sample["value"]["price"])
