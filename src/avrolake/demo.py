@@ -29,7 +29,13 @@ from avrolake.producer.mix import parse_mix
 from avrolake.producer.run import ProduceOptions, ensure_topic, run_produce
 from avrolake.registry import SchemaRegistry, open_registry
 from avrolake.schemas import SchemaVersion, load_versions
-from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, LocalPorts, RegistrySettings
+from avrolake.settings import (
+    ConnectionSettings,
+    Flavor,
+    KafkaSettings,
+    LocalPorts,
+    RegistrySettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,7 @@ def inject_bad_records(connection: ConnectionSettings) -> int:
 
 
 def register(registry: SchemaRegistry, topic: str, version: SchemaVersion) -> None:
-    registered = registry.register(topic, version.schema_str)
+    registered = registry.register(topic, version.text)
     log.info("registered v%d of %s as ref %s", version.number, topic, registered.ref)
 
 

@@ -177,29 +177,61 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """
     env = os.environ.get
     group = parser.add_argument_group("connection")
-    group.add_argument("--flavor", default=env("AVROLAKE_FLAVOR", "confluent"),
-                       help="confluent | glue (default: confluent)")  # fmt: skip
+    group.add_argument(
+        "--flavor",
+        default=env("AVROLAKE_FLAVOR", "confluent"),
+        help="confluent | glue (default: confluent)",
+    )
     group.add_argument("--topic", default=env("AVROLAKE_TOPIC", "products"))
-    group.add_argument("--bootstrap-servers", default=env("AVROLAKE_BOOTSTRAP_SERVERS"),
-                       help="default: the local broker")  # fmt: skip
-    group.add_argument("--kafka-auth", default=env("AVROLAKE_KAFKA_AUTH", "plaintext"),
-                       help="plaintext | sasl-plain | msk-iam")  # fmt: skip
-    group.add_argument("--registry-url", default=env("AVROLAKE_REGISTRY_URL"),
-                       help="Confluent SR URL (default: local Apicurio ccompat API)")  # fmt: skip
+    group.add_argument(
+        "--bootstrap-servers",
+        default=env("AVROLAKE_BOOTSTRAP_SERVERS"),
+        help="default: the local broker",
+    )
+    group.add_argument(
+        "--kafka-auth",
+        default=env("AVROLAKE_KAFKA_AUTH", "plaintext"),
+        help="plaintext | sasl-plain | msk-iam",
+    )
+    group.add_argument(
+        "--registry-url",
+        default=env("AVROLAKE_REGISTRY_URL"),
+        help="Confluent SR URL (default: local Apicurio ccompat API)",
+    )
     group.add_argument("--glue-registry", default=env("AVROLAKE_GLUE_REGISTRY", "avrolake"))
-    group.add_argument("--glue-endpoint-url", default=env("AVROLAKE_GLUE_ENDPOINT_URL"),
-                       help="default: the local moto server, unless --kafka-auth msk-iam")  # fmt: skip
-    group.add_argument("--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1")))
-    group.add_argument("--secret-scope", default=env("AVROLAKE_SECRET_SCOPE"),
-                       help="Databricks secret scope holding the keys below")  # fmt: skip
-    group.add_argument("--kafka-key-secret", default="kafka-api-key",
-                       help="scope key of the Kafka API key (env CONFLUENT_API_KEY)")  # fmt: skip
-    group.add_argument("--kafka-secret-secret", default="kafka-api-secret",
-                       help="scope key of the Kafka API secret (env CONFLUENT_API_SECRET)")  # fmt: skip
-    group.add_argument("--registry-user-secret", default=None,
-                       help="scope key of the registry basic-auth user (env SCHEMA_REGISTRY_USER)")  # fmt: skip
-    group.add_argument("--registry-password-secret", default="registry-api-secret",
-                       help="scope key of the registry password (env SCHEMA_REGISTRY_PASSWORD)")  # fmt: skip
+    group.add_argument(
+        "--glue-endpoint-url",
+        default=env("AVROLAKE_GLUE_ENDPOINT_URL"),
+        help="default: the local moto server, unless --kafka-auth msk-iam",
+    )
+    group.add_argument(
+        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))
+    )
+    group.add_argument(
+        "--secret-scope",
+        default=env("AVROLAKE_SECRET_SCOPE"),
+        help="Databricks secret scope holding the keys below",
+    )
+    group.add_argument(
+        "--kafka-key-secret",
+        default="kafka-api-key",
+        help="scope key of the Kafka API key (env CONFLUENT_API_KEY)",
+    )
+    group.add_argument(
+        "--kafka-secret-secret",
+        default="kafka-api-secret",
+        help="scope key of the Kafka API secret (env CONFLUENT_API_SECRET)",
+    )
+    group.add_argument(
+        "--registry-user-secret",
+        default=None,
+        help="scope key of the registry basic-auth user (env SCHEMA_REGISTRY_USER)",
+    )
+    group.add_argument(
+        "--registry-password-secret",
+        default="registry-api-secret",
+        help="scope key of the registry password (env SCHEMA_REGISTRY_PASSWORD)",
+    )
 
 
 def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
@@ -216,12 +248,16 @@ def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
         api_key=SecretRef("CONFLUENT_API_KEY", args.kafka_key_secret, scope),
         api_secret=SecretRef("CONFLUENT_API_SECRET", args.kafka_secret_secret, scope),
     )
-    basic_auth = args.registry_user_secret is not None or bool(os.environ.get("SCHEMA_REGISTRY_USER"))
+    basic_auth = args.registry_user_secret is not None or bool(
+        os.environ.get("SCHEMA_REGISTRY_USER")
+    )
     registry = RegistrySettings(
         flavor=flavor,  # type: ignore[arg-type]
         url=args.registry_url or local.confluent_registry_url,
         basic_auth_user=(
-            SecretRef("SCHEMA_REGISTRY_USER", args.registry_user_secret or "registry-api-key", scope)
+            SecretRef(
+                "SCHEMA_REGISTRY_USER", args.registry_user_secret or "registry-api-key", scope
+            )
             if basic_auth
             else None
         ),

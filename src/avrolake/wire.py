@@ -67,7 +67,7 @@ def detect(data: bytes | None) -> WireFormat:
 
 
 def parse(data: bytes | None) -> Frame:
-    """Split a framed record into header fields and Avro body; ``SerializationError`` if unframed."""
+    """Split a framed record into header and Avro body; ``SerializationError`` if unframed."""
     wire_format = detect(data)
     if wire_format is WireFormat.CONFLUENT:
         assert data is not None
@@ -157,7 +157,7 @@ def spark_is_compressed(value: Column, wire_format: Column) -> Column:
 
 
 def spark_payload(value: Column, wire_format: Column) -> Column:
-    """The Avro body (still compressed for zlib Glue records), or NULL when the framing is unknown."""
+    """The Avro body (still compressed for zlib Glue records); NULL when the framing is unknown."""
     from pyspark.sql import functions as F
 
     rest = 1 << 30  # substring to the end; a Kafka record is far smaller

@@ -53,13 +53,27 @@ def avro(schema: dict, record: dict) -> bytes:
 
 
 def event(n: int, **extra: object) -> dict:
-    return {"productId": f"p{n}", "eventId": f"e{n}", "type": "shirt", "timestamp": 1_700_000_000 + n, **extra}
+    return {
+        "productId": f"p{n}",
+        "eventId": f"e{n}",
+        "type": "shirt",
+        "timestamp": 1_700_000_000 + n,
+        **extra,
+    }
 
 
 def bronze_frame(spark: SparkSession, values: list[bytes | None]) -> object:
     rows = [
-        Row(key=b"k", value=v, topic="products", partition=0, offset=i, timestamp=None,
-            timestampType=0, headers=None)  # fmt: skip
+        Row(
+            key=b"k",
+            value=v,
+            topic="products",
+            partition=0,
+            offset=i,
+            timestamp=None,
+            timestampType=0,
+            headers=None,
+        )
         for i, v in enumerate(values)
     ]
     schema = (
@@ -71,19 +85,27 @@ def bronze_frame(spark: SparkSession, values: list[bytes | None]) -> object:
 
 @pytest.fixture(scope="module")
 def mixed(spark: SparkSession):
+    v2_event = avro(PRODUCT_V2, event(2, size="XL", color="red"))
+    v3_event = avro(PRODUCT_V3, event(3, size="S", color="blue", price=Decimal("9.99")))
+    glue_event = avro(PRODUCT_V2, event(4, size="M", color="black"))
+    truncated = avro(PRODUCT_V2, event(6, size="L", color="red"))[:7]
+    not_zlib = wire.frame_glue(GLUE_V2.ref, b"not zlib at all")
+    not_zlib = not_zlib[:1] + bytes([wire.GLUE_COMPRESSION_ZLIB]) + not_zlib[2:]
     values = [
         wire.frame_confluent(11, avro(PRODUCT_V1, event(1))),
-        wire.frame_confluent(12, avro(PRODUCT_V2, event(2, size="XL", color="red"))),
-        wire.frame_confluent(13, avro(PRODUCT_V3, event(3, size="S", color="blue", price=Decimal("9.99")))),
-        wire.frame_glue(GLUE_V2.ref, avro(PRODUCT_V2, event(4, size="M", color="black")), compress=True),
-        wire.frame_confluent(12, avro(PRODUCT_V2, event(2, size="XL", color="red"))),  # a retry
+        wire.frame_confluent(12, v2_event),
+        wire.frame_confluent(13, v3_event),
+        wire.frame_glue(GLUE_V2.ref, glue_event, compress=True),
+        wire.frame_confluent(12, v2_event),  # a producer retry: the same event again
         None,
         b"\x07garbage",
         wire.frame_confluent(99, avro(PRODUCT_V1, event(5))),
-        wire.frame_confluent(12, avro(PRODUCT_V2, event(6, size="L", color="red"))[:7]),
-        wire.frame_glue(GLUE_V2.ref, b"not zlib at all")[:1] + b"\x05" + wire.frame_glue(GLUE_V2.ref, b"x")[2:],
-    ]  # fmt: skip
-    schemas = silver.BatchSchemas(reader=V3, writers={"11": V1, "12": V2, "13": V3, GLUE_V2.ref: GLUE_V2})
+        wire.frame_confluent(12, truncated),
+        not_zlib,
+    ]
+    schemas = silver.BatchSchemas(
+        reader=V3, writers={"11": V1, "12": V2, "13": V3, GLUE_V2.ref: GLUE_V2}
+    )
     return silver.decode(bronze_frame(spark, values), schemas, has_compressed=True).cache()
 
 
@@ -125,20 +147,28 @@ def test_good_and_bad_rows_partition_the_batch(mixed) -> None:
 def test_a_batch_with_no_known_schema_quarantines_everything(spark: SparkSession) -> None:
     frame = bronze_frame(spark, [wire.frame_confluent(42, avro(PRODUCT_V1, event(1)))])
     decoded = silver.decode(frame, silver.BatchSchemas(reader=V1, writers={}))
-    assert [r.reason for r in silver.quarantine_rows(decoded).collect()] == ["unknown schema ref 42"]
+    assert [r.reason for r in silver.quarantine_rows(decoded).collect()] == [
+        "unknown schema ref 42"
+    ]
     assert silver.silver_rows(decoded, V1).count() == 0
 
 
 def test_reader_older_than_a_writer_drops_the_newer_fields(spark: SparkSession) -> None:
-    frame = bronze_frame(spark, [wire.frame_confluent(12, avro(PRODUCT_V2, event(1, size="XS", color="red")))])
-    rows = silver.silver_rows(silver.decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1).collect()
+    frame = bronze_frame(
+        spark, [wire.frame_confluent(12, avro(PRODUCT_V2, event(1, size="XS", color="red")))]
+    )
+    rows = silver.silver_rows(
+        silver.decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1
+    ).collect()
     assert [r.asDict()["eventId"] for r in rows] == ["e1"]
     assert "size" not in rows[0].asDict()
 
 
 def test_bronze_parses_headers(spark: SparkSession) -> None:
     version = str(uuid.uuid4())
-    frame = bronze_frame(spark, [wire.frame_confluent(258, b""), wire.frame_glue(version, b"x"), b"", None])
+    frame = bronze_frame(
+        spark, [wire.frame_confluent(258, b""), wire.frame_glue(version, b"x"), b"", None]
+    )
     assert [(r.wire_format, r.schema_ref) for r in frame.orderBy("offset").collect()] == [
         ("confluent", "258"),
         ("glue", version),

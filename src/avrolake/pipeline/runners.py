@@ -32,7 +32,7 @@ def _start(writer: DataStreamWriter, table: TableRef) -> StreamingQuery:
 
 
 def validate_starting_offsets(value: str) -> str:
-    """``earliest``, ``latest`` or per-partition JSON such as ``{"products": {"0": 42, "1": -2}}``."""
+    """``earliest``, ``latest`` or per-partition JSON like ``{"products": {"0": 42, "1": -2}}``."""
     if value in ("earliest", "latest"):
         return value
     try:
@@ -159,7 +159,9 @@ class SilverBatch:
         reader = self.registry.latest(self.topic)
         # A version registered between the two lookups: read with the newest one seen.
         newest = max(writers.values(), key=lambda w: w.version, default=reader)
-        return silver.BatchSchemas(reader=max(reader, newest, key=lambda s: s.version), writers=writers)
+        return silver.BatchSchemas(
+            reader=max(reader, newest, key=lambda s: s.version), writers=writers
+        )
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()

@@ -67,7 +67,9 @@ class TableRef:
         if not self.exists(spark):
             from avrolake.errors import PipelineError
 
-            raise PipelineError(f"table {self} does not exist yet: run `avrolake {produced_by}` first")
+            raise PipelineError(
+                f"table {self} does not exist yet: run `avrolake {produced_by}` first"
+            )
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class TableLocations:
         return cls(**refs, checkpoint_root=checkpoint_root)
 
     @classmethod
-    def in_directory(cls, warehouse: str | Path, checkpoint_root: str | None = None) -> TableLocations:
+    def in_directory(
+        cls, warehouse: str | Path, checkpoint_root: str | None = None
+    ) -> TableLocations:
         root = Path(warehouse).absolute()
         refs = {stage: TableRef(path=str(root / stage)) for stage in STAGES}
         return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
@@ -105,7 +109,9 @@ def default_warehouse() -> Path:
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tables")
     group.add_argument("--catalog", help="Unity Catalog catalog (with --schema: tables by name)")
-    group.add_argument("--schema", help="Unity Catalog schema holding bronze/silver/quarantine/gold")
+    group.add_argument(
+        "--schema", help="Unity Catalog schema holding bronze/silver/quarantine/gold"
+    )
     group.add_argument(
         "--warehouse-dir",
         help="without --catalog: Delta tables as paths here (default $AVROLAKE_WAREHOUSE "

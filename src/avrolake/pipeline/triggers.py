@@ -22,7 +22,9 @@ class TriggerSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in (AVAILABLE_NOW, CONTINUOUS):
-            raise ConfigError(f"--trigger {self.mode!r} is not one of: {AVAILABLE_NOW}, {CONTINUOUS}")
+            raise ConfigError(
+                f"--trigger {self.mode!r} is not one of: {AVAILABLE_NOW}, {CONTINUOUS}"
+            )
 
     def apply(self, writer: DataStreamWriter) -> DataStreamWriter:
         if self.mode == AVAILABLE_NOW:

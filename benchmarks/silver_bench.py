@@ -1,0 +1,189 @@
+"""Silver decode throughput on a mixed-version bronze table, beside two baselines, in one process.
+
+- avrolake: one projection, a CASE over ``schema_ref`` whose branches are
+  ``from_avro(payload, writer, {"avroSchema": reader})`` (every version resolved to the latest).
+- single schema (the no-evolution limit): one ``from_avro(payload, reader)`` over a bronze table of
+  the same size whose records were all written with the reader schema.
+- per-schema passes (the original notebooks): filter the batch once per schema id, decode each
+  subset with its own writer schema (no resolution), and write each subset separately.
+
+Each variant decodes and flattens the same number of rows into Spark's ``noop`` sink, so the
+numbers are decode cost, not Delta write cost. Bronze rows are made on the JVM with ``to_avro``.
+
+    python benchmarks/silver_bench.py [--rows 1000000] [--repeats 5] [--out BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.avro.functions import from_avro, to_avro
+
+sys.path.insert(0, str(Path(__file__).parent))
+from avrolake import wire
+from avrolake.pipeline import bronze, silver
+from avrolake.registry import RegisteredSchema
+from avrolake.schemas import load_versions
+from avrolake.spark import build_session
+from machine import describe_machine
+
+SCHEMAS = Path(__file__).parents[1] / "schemas" / "product"
+
+
+def field_values(row_id: Column) -> dict[str, Column]:
+    """Column expressions for every Product field, deterministic in the row id."""
+
+    def pick(options: list[str]) -> Column:
+        return F.element_at(F.array(*map(F.lit, options)), (row_id % len(options) + 1).cast("int"))
+
+    return {
+        "productId": F.format_string("P%04d", row_id % 100),
+        "eventId": F.expr("uuid()"),
+        "type": pick(["shirt", "pants", "shoes"]),
+        "size": pick(["XS", "S", "M", "L", "XL"]),
+        "color": pick(["black", "blue", "red"]),
+        "timestamp": (F.lit(1_764_000_000) + row_id).cast("long"),
+        "price": (row_id % 10_000 / 100).cast("decimal(10,2)"),
+        "updatedAt": F.timestamp_millis((F.lit(1_764_000_000_000) + row_id).cast("long")),
+    }
+
+
+def make_bronze(spark: SparkSession, rows: int, writers: list[RegisteredSchema]) -> DataFrame:
+    """Confluent-framed records, row i written with writer ``i % len(writers)``."""
+    ids = spark.range(rows).withColumnRenamed("id", "row_id")
+    values = field_values(F.col("row_id"))
+    value: Column | None = None
+    for index, writer in enumerate(writers):
+        names = [f["name"] for f in json.loads(writer.schema_str)["fields"]]
+        record = to_avro(F.struct(*[values[n].alias(n) for n in names]), writer.schema_str)
+        framed = F.concat(F.lit(wire.frame_confluent(int(writer.ref), b"")), record)
+        matches = F.col("row_id") % len(writers) == index
+        value = F.when(matches, framed) if value is None else value.when(matches, framed)
+    kafka = ids.select(
+        F.lit(None).cast("binary").alias("key"),
+        value.alias("value"),
+        F.lit("bench").alias("topic"),
+        (F.col("row_id") % 3).cast("int").alias("partition"),
+        F.col("row_id").alias("offset"),
+        F.current_timestamp().alias("timestamp"),
+        F.lit(0).alias("timestampType"),
+        F.lit(None).cast("array<struct<key:string,value:binary>>").alias("headers"),
+    )
+    return bronze.to_bronze(kafka)
+
+
+COORDINATES = ("topic", "partition", "offset")
+OURS = "avrolake: one pass, every version resolved to v3"
+FILES = 4  # both bronze tables get the same file layout, so scans cost the same
+
+
+def noop(frame: DataFrame) -> None:
+    frame.write.format("noop").mode("overwrite").save()
+
+
+def avrolake_decode(frame: DataFrame, writers: dict[str, RegisteredSchema], reader) -> None:
+    decoded = silver.decode(frame, silver.BatchSchemas(reader=reader, writers=writers))
+    noop(decoded.select("record.*", "schema_version", "quarantine_reason", *COORDINATES))
+
+
+def avrolake_silver_rows(frame: DataFrame, writers: dict[str, RegisteredSchema], reader) -> None:
+    decoded = silver.decode(frame, silver.BatchSchemas(reader=reader, writers=writers))
+    noop(silver.silver_rows(decoded, reader))
+
+
+def single_schema_decode(frame: DataFrame, reader: RegisteredSchema) -> None:
+    payload = wire.spark_payload(F.col("value"), F.col("wire_format"))
+    record = from_avro(payload, reader.schema_str, {"mode": "PERMISSIVE"})
+    noop(frame.select(record.alias("record"), *COORDINATES).select("record.*", *COORDINATES))
+
+
+def per_schema_decode(frame: DataFrame, writers: dict[str, RegisteredSchema]) -> None:
+    payload = wire.spark_payload(F.col("value"), F.col("wire_format"))
+    for ref, writer in writers.items():
+        subset = frame.where(F.col("schema_ref") == ref)
+        record = from_avro(payload, writer.schema_str, {"mode": "PERMISSIVE"})
+        noop(subset.select(record.alias("record"), *COORDINATES).select("record.*", *COORDINATES))
+
+
+def timed(variants: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds per variant. Every variant runs once to warm the JIT up, then the variants
+    take turns round by round, so a slow moment of the machine spreads over all of them."""
+    for run in variants.values():
+        run()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(repeats):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - started)
+        print(f"round {round_number + 1}/{repeats} done", file=sys.stderr, flush=True)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="append a results section to this Markdown file")
+    args = parser.parse_args()
+
+    spark = build_session("avrolake-silver-bench")
+    versions = load_versions(SCHEMAS)
+    registered = [RegisteredSchema(str(100 + v.number), v.number, v.text) for v in versions]
+    reader = registered[-1]
+    writers = {r.ref: r for r in registered}
+    with tempfile.TemporaryDirectory() as tmp:
+        mixed_path, single_path = f"{tmp}/mixed", f"{tmp}/single"
+        for path, versions_used in ((mixed_path, registered), (single_path, [reader])):
+            frame = make_bronze(spark, args.rows, versions_used).repartition(FILES)
+            frame.write.format("delta").save(path)
+        mixed = spark.read.format("delta").load(mixed_path)
+        single = spark.read.format("delta").load(single_path)
+        assert mixed.count() == single.count() == args.rows
+
+        results = timed(
+            {
+                OURS: lambda: avrolake_decode(mixed, writers, reader),
+                "baseline: single schema, no evolution (all-v3 bronze)": lambda: (
+                    single_schema_decode(single, reader)
+                ),
+                "baseline: one filtered pass per schema id (original)": lambda: per_schema_decode(
+                    mixed, writers
+                ),
+                "avrolake, full silver rows (+ event time, dedupe by eventId)": lambda: (
+                    avrolake_silver_rows(mixed, writers, reader)
+                ),
+            },
+            args.repeats,
+        )
+    ours = results[OURS]
+    lines = [
+        f"rows: {args.rows:,} across {len(registered)} versions; median of {args.repeats} runs",
+        "",
+        "| variant | seconds | rows/s | its time ÷ avrolake time |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, seconds in results.items():
+        lines.append(
+            f"| {name} | {seconds:.2f} | {args.rows / seconds:,.0f} | {seconds / ours:.2f}x |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as out:
+            out.write(f"\n## Silver decode ({time.strftime('%Y-%m-%d')})\n\n")
+            out.write(describe_machine() + "\n\n" + table + "\n")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
