@@ -1,0 +1,102 @@
+"""``avrolake schemas check|register``: check the versions locally, register them in order."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avrolake.registry import RegisteredSchema, open_registry
+from avrolake.schemas import (
+    SchemaVersion,
+    check_compatibility,
+    glue_mode,
+    load_schema,
+    load_versions,
+    normalize_mode,
+)
+from avrolake.settings import Flavor, add_connection_arguments, connection_from_args
+
+DEFAULT_DIR = Path("schemas/product")
+DEFAULT_MODE = "FULL_TRANSITIVE"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("schemas", help="check and register the Avro schema versions")
+    commands = parser.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+
+    check = commands.add_parser("check", help="check every version against the earlier ones")
+    _common(check)
+    check.add_argument(
+        "--candidate", type=Path, default=None, help="an extra .avsc checked as the newest version"
+    )
+    check.set_defaults(handler=run_check)
+
+    reg = commands.add_parser("register", help="check, then register the versions in order")
+    _common(reg)
+    add_connection_arguments(reg)
+    reg.set_defaults(handler=run_register)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"directory of v<N>.avsc files (default: {DEFAULT_DIR})",
+    )
+    parser.add_argument(
+        "--mode",
+        default=DEFAULT_MODE,
+        help="NONE, BACKWARD, FORWARD, FULL, each optionally _TRANSITIVE "
+        f"(Glue's _ALL accepted) (default: {DEFAULT_MODE})",
+    )
+
+
+def _versions(args: argparse.Namespace) -> list[SchemaVersion]:
+    versions = load_versions(args.dir)
+    candidate = getattr(args, "candidate", None)
+    if candidate is not None:
+        versions.append(load_schema(candidate, number=versions[-1].number + 1))
+    return versions
+
+
+def run_check(args: argparse.Namespace) -> int:
+    mode = normalize_mode(args.mode)
+    versions = _versions(args)
+    checked = check_compatibility(versions, mode)
+    against: dict[str, list[str]] = {v.label: [] for v in versions}
+    for pair in checked:
+        against[pair.new.label].append(pair.old.label)
+    print(f"{args.dir}: {len(versions)} versions are {mode} compatible")
+    print(f"{'version':<10}{'fields':>7}  checked against")
+    for version in versions:
+        print(
+            f"{version.label:<10}{len(version.field_names):>7}  "
+            f"{', '.join(against[version.label]) or '-'}"
+        )
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from avrolake.cli.produce import quiet_client_logs
+
+    quiet_client_logs(args.verbose)
+    settings = connection_from_args(args)
+    mode = normalize_mode(args.mode)
+    versions = load_versions(args.dir)
+    check_compatibility(versions, mode)  # moto enforces nothing: refuse locally first
+    topic = settings.kafka.topic
+    registry = open_registry(settings.registry)
+    registered: list[tuple[SchemaVersion, RegisteredSchema]] = []
+    for index, version in enumerate(versions):
+        registered.append((version, registry.register(topic, version.text)))
+        if index == 0:  # the subject / Glue schema exists from the first registration on
+            registry.set_compatibility(topic, mode)
+    if settings.flavor is Flavor.CONFLUENT:
+        print(f"subject {topic}-value: compatibility {registry.compatibility(topic)}")
+    else:
+        print(f"Glue schema {topic}: compatibility {glue_mode(registry.compatibility(topic))}")
+    print(f"{'version':<10}{'registry version':>17}  reference")
+    for version, found in registered:
+        print(f"{version.label:<10}{found.version:>17}  {found.ref}")
+    return 0

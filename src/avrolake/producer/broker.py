@@ -1,0 +1,39 @@
+"""Broker checks before producing: reachable within seconds, and the topic exists."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from avrolake.connection import client_config
+from avrolake.errors import KafkaError
+from avrolake.settings import KafkaSettings
+
+NEW_TOPIC_PARTITIONS = 3
+
+
+def check_broker(producer: Producer, kafka: KafkaSettings, timeout: float) -> set[str]:
+    """The cluster's topic names; ``KafkaError`` within ``timeout`` if it cannot be reached."""
+    try:
+        metadata = producer.list_topics(timeout=timeout)
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args else str(error)
+        raise KafkaError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout:g} s: {reason}"
+        ) from None
+    return set(metadata.topics)
+
+
+def ensure_topic(kafka: KafkaSettings, existing: set[str], timeout: float) -> None:
+    """Create the topic (``NEW_TOPIC_PARTITIONS``, broker-default replication) if missing, so a
+    cluster without topic auto-creation works too."""
+    if kafka.topic in existing:
+        return
+    admin = AdminClient(client_config(kafka))
+    future = admin.create_topics([NewTopic(kafka.topic, NEW_TOPIC_PARTITIONS)])[kafka.topic]
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as error:
+        kafka_error = error.args[0] if error.args else None
+        if getattr(kafka_error, "name", lambda: "")() != "TOPIC_ALREADY_EXISTS":
+            raise KafkaError(f"cannot create topic {kafka.topic}: {error}") from None

@@ -1,0 +1,187 @@
+"""Confluent Schema Registry (or Apicurio's ccompat API) through confluent-kafka's client.
+
+Subjects follow TopicNameStrategy: ``<topic>-value``. References are schema ids in decimal.
+
+Failure handling: every request times out after ``REQUEST_TIMEOUT_S``; the client retries
+connection errors and 408/429/5xx responses ``MAX_RETRIES`` times with jittered exponential backoff
+(confluent-kafka's own retry loop), then we raise ``RegistryError`` naming the URL. A schema the
+registry refuses as incompatible or invalid (HTTP 409/422) becomes ``SchemaError`` with the
+registry's reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+# The client raises httpx(2) transport errors; import the module it actually uses.
+from confluent_kafka.schema_registry.common._httpx_compat import httpx
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
+from avrolake.registry import RegisteredSchema
+from avrolake.schemas import normalize_mode
+from avrolake.settings import RegistrySettings
+
+REQUEST_TIMEOUT_S = 10
+MAX_RETRIES = 2
+RETRY_WAIT_MS = 200
+RETRY_MAX_WAIT_MS = 2000
+
+T = TypeVar("T")
+
+
+def subject_for(topic: str) -> str:
+    """TopicNameStrategy subject of a topic's record values."""
+    return f"{topic}-value"
+
+
+class ConfluentRegistry:
+    """``SchemaRegistry`` over a Confluent-compatible REST API.
+
+    ``by_ref`` is cached for the life of the object (ids are immutable); ``latest`` always asks the
+    registry, so a newly registered version is seen by the next call.
+    """
+
+    def __init__(self, client: SchemaRegistryClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self._by_ref: dict[str, RegisteredSchema] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings) -> ConfluentRegistry:
+        if not settings.url:
+            raise RegistryError("flavor confluent needs a registry URL")
+        conf: dict[str, object] = {
+            "url": settings.url,
+            "timeout": REQUEST_TIMEOUT_S,
+            "max.retries": MAX_RETRIES,
+            "retries.wait.ms": RETRY_WAIT_MS,
+            "retries.max.wait.ms": RETRY_MAX_WAIT_MS,
+        }
+        if settings.basic_auth_user and settings.basic_auth_password:
+            user = settings.basic_auth_user.resolve()
+            password = settings.basic_auth_password.resolve()
+            conf["basic.auth.user.info"] = f"{user}:{password}"
+        try:
+            client = SchemaRegistryClient(conf)
+        except (TypeError, ValueError) as error:
+            raise RegistryError(f"bad registry URL {settings.url!r}: {error}") from None
+        return cls(client, settings.url)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- the SchemaRegistry protocol -----------------------------------------------------------
+
+    def register(self, topic: str, schema_str: str) -> RegisteredSchema:
+        subject = subject_for(topic)
+        schema = Schema(schema_str, "AVRO")
+        schema_id = self._call(
+            f"register a schema under {subject}",
+            lambda: self.client.register_schema(subject, schema),
+        )
+        # The POST answer may carry only the id; the lookup gives the version number.
+        found = self._call(
+            f"look up the schema just registered under {subject}",
+            lambda: self.client.lookup_schema(subject, schema),
+        )
+        registered = RegisteredSchema(str(schema_id), int(found.version or 0), schema_str)
+        with self._lock:
+            self._by_ref.setdefault(registered.ref, registered)
+        return registered
+
+    def by_ref(self, ref: str) -> RegisteredSchema:
+        with self._lock:
+            cached = self._by_ref.get(ref)
+        if cached is not None:
+            return cached
+        try:
+            schema_id = int(ref)
+        except ValueError:
+            raise RegistryError(f"{ref!r} is not a Confluent schema id") from None
+        schema = self._call(f"get schema id {ref}", lambda: self.client.get_schema(schema_id))
+        versions = self._call(
+            f"get the subjects of schema id {ref}",
+            lambda: self.client.get_schema_versions(schema_id),
+        )
+        version = versions[0].version if versions else 0
+        registered = RegisteredSchema(ref, int(version or 0), schema.schema_str or "")
+        with self._lock:
+            self._by_ref[ref] = registered
+        return registered
+
+    def latest(self, topic: str) -> RegisteredSchema:
+        subject = subject_for(topic)
+        self.client.clear_latest_caches()  # the client caches "latest" forever otherwise
+        found = self._call(
+            f"get the latest version of {subject}", lambda: self.client.get_latest_version(subject)
+        )
+        return self._remember(found.schema_id, found.version, found.schema.schema_str)
+
+    def versions(self, topic: str) -> list[RegisteredSchema]:
+        subject = subject_for(topic)
+        numbers = self._call(
+            f"list versions of {subject}", lambda: self.client.get_versions(subject)
+        )
+        result = []
+        for number in sorted(numbers):
+            found = self._call(
+                f"get version {number} of {subject}",
+                lambda number=number: self.client.get_version(subject, number),
+            )
+            result.append(self._remember(found.schema_id, found.version, found.schema.schema_str))
+        return result
+
+    def set_compatibility(self, topic: str, mode: str) -> None:
+        subject = subject_for(topic)
+        level = normalize_mode(mode)
+        self._call(
+            f"set compatibility {level} on {subject}",
+            lambda: self.client.set_compatibility(subject_name=subject, level=level),
+        )
+
+    def compatibility(self, topic: str) -> str:
+        subject = subject_for(topic)
+        return self._call(
+            f"get the compatibility of {subject}",
+            lambda: self.client.get_compatibility(subject_name=subject),
+        )
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _remember(
+        self, schema_id: int | None, version: int | None, text: str | None
+    ) -> RegisteredSchema:
+        registered = RegisteredSchema(str(schema_id), int(version or 0), text or "")
+        with self._lock:
+            self._by_ref.setdefault(registered.ref, registered)
+        return registered
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        """Run one client request, translating its failures into avrolake errors."""
+        try:
+            return request()
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:  # answered, and has no such schema or subject
+                raise SchemaNotFoundError(
+                    f"schema registry at {self.url} has nothing to {what}: {error.error_message}"
+                ) from None
+            if error.http_status_code in (409, 422):
+                raise SchemaError(
+                    f"schema registry at {self.url} refused to {what}: {error.error_message} "
+                    f"(HTTP {error.http_status_code})"
+                ) from None
+            raise RegistryError(
+                f"schema registry at {self.url} failed to {what}: {error.error_message} "
+                f"(HTTP {error.http_status_code}, code {error.error_code})"
+            ) from None
+        except httpx.TransportError as error:
+            raise RegistryError(
+                f"cannot reach the schema registry at {self.url} to {what}: "
+                f"{type(error).__name__}: {error or 'no answer'}"
+            ) from None
