@@ -1,0 +1,107 @@
+"""The one place that builds a SparkSession: the cluster's own on Databricks, a local one elsewhere.
+
+On a laptop or in CI the session runs ``local[*]`` with the Kafka source, the Avro functions and
+Delta from the jar cache (``avrolake local jars``), quiet logs and small shuffles.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from avrolake.settings import cache_dir, on_databricks
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# Spark's default log4j2 setup prints INFO at start-up and WARN for every Kafka consumer quirk.
+_LOG4J2 = """\
+status = warn
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = err
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = ERROR
+logger.utils.name = org.apache.spark.util.Utils
+logger.utils.level = ERROR
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = ERROR
+logger.kafka010.name = org.apache.spark.sql.kafka010
+logger.kafka010.level = ERROR
+"""
+
+
+def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
+    """The settings ``build_session`` applies off Databricks (resolves the spark jars if needed)."""
+    # The session seam may use the local jar cache; no pipeline module does.
+    from avrolake.local.jars import spark_jars
+
+    log4j = cache_dir() / "spark" / "log4j2.properties"
+    log4j.parent.mkdir(parents=True, exist_ok=True)
+    if not log4j.exists() or log4j.read_text() != _LOG4J2:
+        log4j.write_text(_LOG4J2)
+    warehouse = Path(warehouse_dir) if warehouse_dir else cache_dir() / "spark-warehouse"
+    return {
+        "spark.master": "local[*]",
+        "spark.jars": ",".join(str(jar) for jar in spark_jars()),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.warehouse.dir": str(warehouse.absolute()),
+        "spark.sql.shuffle.partitions": "4",
+        # Delta rebuilds table snapshots with 50 tasks by default: seconds per read on two cores
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": "2g",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j}",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def build_session(
+    app_name: str = "avrolake",
+    *,
+    warehouse_dir: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """The SparkSession for this process.
+
+    On Databricks: the cluster's session, untouched (the arguments are ignored; the runtime owns
+    jars and settings). Elsewhere: a local session with ``local_conf(warehouse_dir)`` and then
+    ``extra_conf`` on top. Spark keeps one session per process: if one is active already, it is
+    returned as it is, with only ``extra_conf`` set on it (runtime settings only).
+
+    Raises ``LocalStackError`` when ``java`` is missing or the jars cannot be resolved.
+    """
+    from pyspark.sql import SparkSession
+
+    if on_databricks():
+        return SparkSession.builder.getOrCreate()
+
+    from avrolake.local.jvm import JAVA_FIX
+    from avrolake.local.proc import require_tool
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for key, value in (extra_conf or {}).items():
+            active.conf.set(key, value)
+        return active
+    if not os.environ.get("JAVA_HOME"):  # pyspark runs $JAVA_HOME/bin/java, else PATH's java
+        require_tool("java", JAVA_FIX)  # pyspark's own error is a page of gateway noise
+    # Python workers must run this interpreter (the venv that has avrolake), not PATH's python3;
+    # pyspark reads only the environment variable for that (spark.pyspark.python is ignored here).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**local_conf(warehouse_dir), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

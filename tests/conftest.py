@@ -1,0 +1,55 @@
+"""Shared fixtures: the embedded local stack and one local Spark session per test session.
+
+- ``local_stack``: a ``LocalStack`` (``.ports``, ``.bootstrap_servers``,
+  ``.confluent_registry_url``, ``.glue_endpoint_url``). Reuses a stack that is already up; one it
+  had to start is stopped when the last concurrent pytest session using it ends. A stack started
+  with ``avrolake local up`` is left running.
+- ``spark``: ``build_session`` with a warehouse in a temporary directory.
+
+Every test under ``tests/integration/`` is marked ``integration`` (``pytest -m "not integration"``
+runs the rest).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from avrolake.local import LocalStack
+from avrolake.local.lease import shared
+from avrolake.spark import build_session
+
+_INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+# moto accepts any credentials, but botocore refuses to sign without some.
+_AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _INTEGRATION_DIR in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    for key, value in _AWS_TEST_ENV.items():
+        os.environ.setdefault(key, value)
+    with shared(LocalStack()) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    session = build_session("avrolake-tests", warehouse_dir=str(warehouse))
+    yield session
+    session.stop()
