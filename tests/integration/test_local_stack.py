@@ -200,7 +200,7 @@ def test_delta_round_trip(spark: SparkSession, tmp_path: Path) -> None:
 
 def test_up_again_is_a_no_op(local_stack: LocalStack) -> None:
     before = {s.name: s.pid for s in local_stack.status()}
-    assert local_stack.up() == []
+    assert local_stack.up(claim=False) == []  # claim=False: the session still stops it
     after = local_stack.status()
     assert {s.name: s.pid for s in after} == before
     assert [(s.name, s.health) for s in after] == [

@@ -7,7 +7,6 @@ over Apicurio, aws-glue-schema-registry's ``KafkaDeserializer`` over moto.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
@@ -18,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,31 +39,7 @@ from avrolake.settings import Flavor, KafkaSettings, RegistrySettings
 REPO = Path(__file__).resolve().parents[2]
 AVROLAKE = Path(sys.executable).parent / "avrolake"
 MIX = "v1=0.2,v2=0.5,v3=0.3"
-GLUE_REGISTRY = "avrolake-tests"  # one for all tests: moto allows only 10 registries
-
-
-@pytest.fixture
-def new_topic(local_stack) -> Iterator[Callable[[], str]]:
-    """Unique topic names; their Glue schemas are deleted afterwards, since moto caps a server's
-    life at 1000 schemas and 1000 schema versions."""
-    names: list[str] = []
-
-    def make() -> str:
-        names.append(f"products-{uuid.uuid4().hex[:8]}")
-        return names[-1]
-
-    yield make
-    glue = glue_client(
-        RegistrySettings(
-            Flavor.GLUE,
-            glue_registry_name=GLUE_REGISTRY,
-            region="us-east-1",
-            endpoint_url=local_stack.glue_endpoint_url,
-        )
-    )
-    for name in names:
-        with contextlib.suppress(glue.exceptions.EntityNotFoundException):
-            glue.delete_schema(SchemaId={"SchemaName": name, "RegistryName": GLUE_REGISTRY})
+GLUE_REGISTRY = "avrolake-tests"  # the registry the new_topic fixture cleans up
 
 
 SUMMARY = re.compile(r"^sent (\d+), failed 0, in \d+\.\d\d s = [\d,]+ events/s \(seed (\d+)\)$")

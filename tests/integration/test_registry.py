@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,39 +13,13 @@ import pytest
 from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
 from avrolake.registry import SchemaRegistry, open_registry
 from avrolake.registry.confluent import ConfluentRegistry
-from avrolake.registry.glue import GlueRegistry, glue_client
+from avrolake.registry.glue import GlueRegistry
 from avrolake.schemas import load_versions
 from avrolake.settings import Flavor, RegistrySettings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "product"
 VERSIONS = load_versions(SCHEMAS)
-
-
-GLUE_REGISTRY = "avrolake-tests"  # one for all tests: moto allows only 10 registries
-
-
-@pytest.fixture
-def new_topic(local_stack) -> Iterator[Callable[[], str]]:
-    """Unique topic names; their Glue schemas are deleted afterwards, since moto caps a server's
-    life at 1000 schemas and 1000 schema versions."""
-    names: list[str] = []
-
-    def make() -> str:
-        names.append(f"products-{uuid.uuid4().hex[:8]}")
-        return names[-1]
-
-    yield make
-    glue = glue_client(
-        RegistrySettings(
-            Flavor.GLUE,
-            glue_registry_name=GLUE_REGISTRY,
-            region="us-east-1",
-            endpoint_url=local_stack.glue_endpoint_url,
-        )
-    )
-    for name in names:
-        with contextlib.suppress(glue.exceptions.EntityNotFoundException):
-            glue.delete_schema(SchemaId={"SchemaName": name, "RegistryName": GLUE_REGISTRY})
+GLUE_REGISTRY = "avrolake-tests"  # the registry the new_topic fixture cleans up
 
 
 def _closed_port() -> int:
@@ -117,6 +89,22 @@ def test_latest_is_not_cached_and_by_ref_is(
         json.loads(VERSIONS[0].text),
     )
     assert fresh.by_ref(v1.ref) is found  # served from the cache
+
+
+def test_a_schema_id_shared_by_two_subjects_has_each_subjects_version(
+    local_stack, new_topic: Callable[[], str]
+) -> None:
+    """Confluent-style registries give the same text the same id under every subject, at the
+    version it has there; silver asks for the version under its own topic."""
+    registry = open_registry(_settings(Flavor.CONFLUENT, local_stack))
+    first, second = new_topic(), new_topic()
+    registry.register(first, VERSIONS[0].text)
+    shared = registry.register(first, VERSIONS[1].text)
+    assert registry.register(second, VERSIONS[1].text).ref == shared.ref
+
+    fresh = open_registry(_settings(Flavor.CONFLUENT, local_stack))
+    assert fresh.by_ref(shared.ref, second).version == 1
+    assert fresh.by_ref(shared.ref, first).version == 2
 
 
 def test_compatibility_round_trip(registry: SchemaRegistry, new_topic: Callable[[], str]) -> None:

@@ -153,7 +153,7 @@ class SilverBatch:
         writers: dict[str, RegisteredSchema] = {}
         for ref in refs:
             try:
-                writers[ref] = self.registry.by_ref(ref)
+                writers[ref] = self.registry.by_ref(ref, self.topic)
             except SchemaNotFoundError:  # its rows go to quarantine; an outage still raises
                 log.warning("schema ref %s is not in the registry; quarantining its rows", ref)
         reader = self.registry.latest(self.topic)

@@ -35,8 +35,11 @@ class SchemaRegistry(Protocol):
         ``SchemaError`` naming the reason the registry gave."""
         ...
 
-    def by_ref(self, ref: str) -> RegisteredSchema:
-        """The writer schema a record header points at (cached: refs are immutable)."""
+    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+        """The writer schema a record header points at (cached: refs are immutable).
+
+        ``version`` is its version under ``topic`` when given: one Confluent schema id can be
+        registered under several subjects, at a different version number in each."""
         ...
 
     def latest(self, topic: str) -> RegisteredSchema:

@@ -49,7 +49,9 @@ class ConfluentRegistry:
     def __init__(self, client: SchemaRegistryClient, url: str) -> None:
         self.client = client
         self.url = url
-        self._by_ref: dict[str, RegisteredSchema] = {}
+        # One schema id can sit under several subjects, at a different version in each, so the
+        # cache is keyed by (id, subject); subject None = "any subject".
+        self._by_ref: dict[tuple[str, str | None], RegisteredSchema] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -92,12 +94,13 @@ class ConfluentRegistry:
         )
         registered = RegisteredSchema(str(schema_id), int(found.version or 0), schema_str)
         with self._lock:
-            self._by_ref.setdefault(registered.ref, registered)
+            self._by_ref.setdefault((registered.ref, subject), registered)
         return registered
 
-    def by_ref(self, ref: str) -> RegisteredSchema:
+    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+        subject = subject_for(topic) if topic else None
         with self._lock:
-            cached = self._by_ref.get(ref)
+            cached = self._by_ref.get((ref, subject))
         if cached is not None:
             return cached
         try:
@@ -109,10 +112,11 @@ class ConfluentRegistry:
             f"get the subjects of schema id {ref}",
             lambda: self.client.get_schema_versions(schema_id),
         )
-        version = versions[0].version if versions else 0
+        ours = [v for v in versions if v.subject == subject] or versions
+        version = ours[0].version if ours else 0
         registered = RegisteredSchema(ref, int(version or 0), schema.schema_str or "")
         with self._lock:
-            self._by_ref[ref] = registered
+            self._by_ref[(ref, subject)] = registered
         return registered
 
     def latest(self, topic: str) -> RegisteredSchema:
@@ -121,7 +125,7 @@ class ConfluentRegistry:
         found = self._call(
             f"get the latest version of {subject}", lambda: self.client.get_latest_version(subject)
         )
-        return self._remember(found.schema_id, found.version, found.schema.schema_str)
+        return self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
 
     def versions(self, topic: str) -> list[RegisteredSchema]:
         subject = subject_for(topic)
@@ -134,7 +138,9 @@ class ConfluentRegistry:
                 f"get version {number} of {subject}",
                 lambda number=number: self.client.get_version(subject, number),
             )
-            result.append(self._remember(found.schema_id, found.version, found.schema.schema_str))
+            result.append(
+                self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
+            )
         return result
 
     def set_compatibility(self, topic: str, mode: str) -> None:
@@ -155,11 +161,11 @@ class ConfluentRegistry:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _remember(
-        self, schema_id: int | None, version: int | None, text: str | None
+        self, schema_id: int | None, version: int | None, text: str | None, subject: str
     ) -> RegisteredSchema:
         registered = RegisteredSchema(str(schema_id), int(version or 0), text or "")
         with self._lock:
-            self._by_ref.setdefault(registered.ref, registered)
+            self._by_ref.setdefault((registered.ref, subject), registered)
         return registered
 
     def _call(self, what: str, request: Callable[[], T]) -> T:

@@ -74,7 +74,7 @@ class GlueRegistry:
         self.registry_name = registry_name
         self.where = where  # endpoint or region, for messages
         self.client = SchemaRegistryClient(glue, registry_name=registry_name)
-        self._by_ref: dict[str, RegisteredSchema] = {}
+        self._by_ref: dict[str, RegisteredSchema] = {}  # a version id belongs to one schema
         self._lock = threading.Lock()
         self._registry_ready = False
 
@@ -102,7 +102,7 @@ class GlueRegistry:
             )
         return self.by_ref(str(version_id))
 
-    def by_ref(self, ref: str) -> RegisteredSchema:
+    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
         with self._lock:
             cached = self._by_ref.get(ref)
         if cached is not None:
