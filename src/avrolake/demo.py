@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Producer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from avrolake import report, wire
 from avrolake.connection import producer_config
@@ -47,7 +50,8 @@ AFTER_V3_MIX = "v1=0.2,v2=0.3,v3=0.5"
 class DemoOptions:
     flavor: Flavor = Flavor.CONFLUENT
     events: int = 40_000
-    rate: float | None = None  # events/s per phase; None = as fast as the producer goes
+    # Paced so that silver runs batches with reader v2 before v3 arrives: the evolution is live.
+    rate: float | None = 2_000.0  # events/s; None = as fast as the producer goes
     seed: int = 2026
     out_dir: Path = Path("out/demo")
     schemas_dir: Path = Path("schemas/product")
@@ -105,24 +109,46 @@ def register(registry: SchemaRegistry, topic: str, version: SchemaVersion) -> No
     log.info("registered v%d of %s as ref %s", version.number, topic, registered.ref)
 
 
-def wait_for_catch_up(
-    spark: SparkSession, tables: TableLocations, expected: int, queries: list, timeout_s: float
+def start_silver_when_bronze_exists(
+    spark: SparkSession,
+    connection: ConnectionSettings,
+    tables: TableLocations,
+    trigger: TriggerSettings,
+    registry: SchemaRegistry,
+) -> StreamingQuery:
+    while not tables.bronze.exists(spark):
+        time.sleep(0.5)
+    return run_silver(spark, connection, tables, trigger, registry=registry)
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, queries: list, timeout_s: float = 300
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    seen = -1
-    while time.monotonic() < deadline:
+    while not condition():
         for query in queries:
             if query.exception() is not None:
                 raise PipelineError(f"query {query.name} failed: {query.exception()}")
+        if time.monotonic() > deadline:
+            raise PipelineError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def wait_for_catch_up(
+    spark: SparkSession, tables: TableLocations, expected: int, queries: list, timeout_s: float
+) -> None:
+    """Until silver and quarantine together hold every record produced, logging progress."""
+    seen = [-1]
+
+    def caught_up() -> bool:
         silver = tables.silver.read(spark).count() if tables.silver.exists(spark) else 0
         bad = tables.quarantine.read(spark).count() if tables.quarantine.exists(spark) else 0
-        if silver + bad != seen:
-            seen = silver + bad
+        if silver + bad != seen[0]:
+            seen[0] = silver + bad
             log.info("silver %d + quarantine %d of %d records", silver, bad, expected)
-        if seen >= expected:
-            return
-        time.sleep(1.0)
-    raise PipelineError(f"silver did not catch up within {timeout_s:.0f}s ({seen}/{expected})")
+        return seen[0] >= expected
+
+    wait_until(caught_up, f"silver to hold all {expected} records", queries, timeout_s)
 
 
 def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> DemoResult:
@@ -141,8 +167,17 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
 
     live = TriggerSettings(mode=CONTINUOUS, interval=options.interval)
     # Bronze must exist before silver can stream from it: seed it by starting ingest first.
-    ingest = run_ingest(spark, connection, tables, live)
-    queries = [ingest]
+    queries = [run_ingest(spark, connection, tables, live)]
+    # Silver starts as soon as ingest has created bronze, from a helper thread, while the
+    # producer (which owns the signal handlers, so it stays on the main thread) keeps going.
+    silver_starter = threading.Thread(
+        target=lambda: queries.append(
+            start_silver_when_bronze_exists(spark, connection, tables, live, registry)
+        ),
+        name="start-silver",
+        daemon=True,
+    )
+    silver_starter.start()
     result = DemoResult()
     started = time.perf_counter()
     try:
@@ -150,10 +185,17 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
         phases = ((BEFORE_V3_MIX, first_half), (AFTER_V3_MIX, options.events - first_half))
         for number, (mix, count) in enumerate(phases):
             if number == 1:
-                register(registry, topic, versions[3])  # while both streams run
+                # Let silver commit rows read with v2 first, so v3 visibly arrives mid-stream.
+                wait_until(
+                    lambda: tables.silver.exists(spark) and not tables.silver.read(spark).isEmpty(),
+                    "silver's first rows",
+                    queries,
+                )
+                register(registry, topic, versions[3])
+            available = [v for n, v in sorted(versions.items()) if n <= 2 + number]
             summary = run_produce(
                 connection,
-                list(versions.values()),
+                available,
                 ProduceOptions(
                     count=count,
                     rate=options.rate,
@@ -165,10 +207,6 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
                 registry=registry,
             )
             result.produced += summary.sent
-            if number == 0:
-                while not tables.bronze.exists(spark):
-                    time.sleep(0.5)
-                queries.append(run_silver(spark, connection, tables, live, registry=registry))
         result.bad_records = inject_bad_records(connection)
         wait_for_catch_up(
             spark, tables, result.produced + result.bad_records, queries, options.catch_up_timeout_s

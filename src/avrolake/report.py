@@ -22,12 +22,17 @@ def gold_breakdowns(gold: DataFrame) -> dict[str, dict[str, int]]:
     return out
 
 
-def versions_over_time(silver: DataFrame, bucket_seconds: int = 5) -> dict[int, dict[int, int]]:
-    """Silver rows per schema version per ``bucket_seconds`` of Kafka time, from the first one."""
+def versions_over_time(
+    silver: DataFrame, buckets: int = 30
+) -> tuple[dict[int, dict[int, int]], int]:
+    """Silver rows per schema version per time bucket of Kafka time, from the first event; about
+    ``buckets`` buckets over the run. Returns the series and the bucket width in seconds."""
     from pyspark.sql import functions as F
 
     seconds = F.unix_timestamp("kafka_timestamp")
-    start = silver.agg(F.min(seconds)).first()[0] or 0
+    start, end = silver.agg(F.min(seconds), F.max(seconds)).first()
+    start, end = start or 0, end or 0
+    bucket_seconds = max(1, (end - start + buckets - 1) // buckets)
     rows = (
         silver.select(
             ((seconds - F.lit(start)) / bucket_seconds).cast("int").alias("bucket"),
@@ -40,12 +45,12 @@ def versions_over_time(silver: DataFrame, bucket_seconds: int = 5) -> dict[int, 
     series: dict[int, dict[int, int]] = defaultdict(dict)
     for row in rows:
         series[int(row.schema_version)][int(row.bucket) * bucket_seconds] = int(row["count"])
-    return dict(series)
+    return dict(series), bucket_seconds
 
 
 def draw(
     breakdowns: dict[str, dict[str, int]],
-    versions: dict[int, dict[int, int]],
+    versions: tuple[dict[int, dict[int, int]], int],
     path: Path,
     title: str,
 ) -> Path:
@@ -60,13 +65,15 @@ def draw(
         axis.set_title(f"events per {key}")
         axis.tick_params(axis="x", rotation=30)
     timeline = axes[3]
+    versions, width = versions
     buckets = sorted({t for series in versions.values() for t in series})
     bottom = [0] * len(buckets)
     for version in sorted(versions):
         heights = [versions[version].get(t, 0) for t in buckets]
-        timeline.bar(buckets, heights, bottom=bottom, width=4, label=f"v{version}")
+        timeline.bar(buckets, heights, bottom=bottom, width=width * 0.9, align="edge",
+                     label=f"v{version}")  # fmt: skip
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    timeline.set_title("events per schema version over time")
+    timeline.set_title(f"events per schema version, per {width} s")
     timeline.set_xlabel("seconds since the first event")
     timeline.legend()
     figure.suptitle(title)

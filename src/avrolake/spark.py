@@ -34,6 +34,14 @@ logger.kafka.name = org.apache.kafka
 logger.kafka.level = ERROR
 logger.kafka010.name = org.apache.spark.sql.kafka010
 logger.kafka010.level = ERROR
+logger.behind.name = org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor
+logger.behind.level = ERROR
+logger.aqe.name = org.apache.spark.sql.execution.streaming.runtime.ResolveWriteToStream
+logger.aqe.level = ERROR
+logger.cancel.name = org.apache.spark.scheduler.DAGScheduler
+logger.cancel.level = ERROR
+logger.plan.name = org.apache.spark.sql.catalyst.util.SparkStringUtils
+logger.plan.level = ERROR
 """
 
 

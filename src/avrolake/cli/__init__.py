@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for chatty in ("httpx", "httpx2", "py4j"):  # a line per HTTP request / gateway call
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except AvrolakeError as error:

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--events", type=int, default=40_000, help="events to produce (default 40000)"
     )
-    demo.add_argument("--rate", type=float, help="events/s while producing (default: flat out)")
+    demo.add_argument(
+        "--rate", type=float, default=2_000.0, help="events/s produced (default 2000; 0: flat out)"
+    )
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="tables, manifests, chart")
     demo.add_argument("--schemas-dir", type=Path, default=Path("schemas/product"))
@@ -47,7 +49,7 @@ def demo_command(args: argparse.Namespace) -> int:
     options = DemoOptions(
         flavor=flavor,
         events=args.events,
-        rate=args.rate,
+        rate=args.rate or None,
         seed=args.seed,
         out_dir=args.out,
         schemas_dir=args.schemas_dir,
