@@ -191,11 +191,12 @@ def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
     assert snapshot(spark, tables) == (silver_after, quarantine, gold_after)
 
 
+@pytest.mark.parametrize("flavor", ["confluent", "glue"])
 def test_a_version_registered_mid_stream_becomes_columns_without_restart(
-    local_stack, spark: SparkSession, tmp_path: Path
+    flavor: str, local_stack, spark: SparkSession, tmp_path: Path
 ) -> None:
-    topic = f"evolve-{uuid.uuid4().hex[:8]}"
-    connection = connection_for(local_stack, "confluent", topic)
+    topic = f"evolve-{flavor}-{uuid.uuid4().hex[:8]}"
+    connection = connection_for(local_stack, flavor, topic)
     versions = load_versions(SCHEMAS)
     registry = open_registry(connection.registry)
     tables = TableLocations.in_directory(tmp_path / "warehouse")
