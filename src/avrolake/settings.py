@@ -202,7 +202,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--glue-endpoint-url",
         default=env("AVROLAKE_GLUE_ENDPOINT_URL"),
-        help="default: the local moto server, unless --kafka-auth msk-iam",
+        help="default: AWS's endpoint; the local moto server when no --bootstrap-servers is given",
     )
     group.add_argument(
         "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))
@@ -268,7 +268,9 @@ def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
         ),
         glue_registry_name=args.glue_registry,
         region=args.region,
+        # The local moto server stands in for Glue only next to the local broker; with a real
+        # cluster, boto3's own endpoint for the region.
         endpoint_url=args.glue_endpoint_url
-        or (None if auth is KafkaAuth.MSK_IAM else local.glue_endpoint_url),
+        or (None if args.bootstrap_servers else local.glue_endpoint_url),
     )
     return ConnectionSettings(kafka=kafka, registry=registry)
