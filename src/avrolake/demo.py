@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,10 +122,17 @@ def start_silver_when_bronze_exists(
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, queries: list, timeout_s: float = 300
+    condition: Callable[[], bool],
+    what: str,
+    queries: list,
+    timeout_s: float = 300,
+    starting: Future | None = None,
 ) -> None:
+    """Poll ``condition``; fail at once when a query (or the ``starting`` of one) failed."""
     deadline = time.monotonic() + timeout_s
     while not condition():
+        if starting is not None and starting.done() and starting.exception() is not None:
+            raise PipelineError(f"starting silver failed: {starting.exception()}")
         for query in queries:
             if query.exception() is not None:
                 raise PipelineError(f"query {query.name} failed: {query.exception()}")
@@ -170,14 +177,13 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
     queries = [run_ingest(spark, connection, tables, live)]
     # Silver starts as soon as ingest has created bronze, from a helper thread, while the
     # producer (which owns the signal handlers, so it stays on the main thread) keeps going.
-    silver_starter = threading.Thread(
-        target=lambda: queries.append(
+    starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-silver")
+    silver_started = starter.submit(
+        lambda: queries.append(
             start_silver_when_bronze_exists(spark, connection, tables, live, registry)
-        ),
-        name="start-silver",
-        daemon=True,
+        )
     )
-    silver_starter.start()
+    starter.shutdown(wait=False)
     result = DemoResult()
     started = time.perf_counter()
     try:
@@ -190,6 +196,7 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
                     lambda: tables.silver.exists(spark) and not tables.silver.read(spark).isEmpty(),
                     "silver's first rows",
                     queries,
+                    starting=silver_started,
                 )
                 register(registry, topic, versions[3])
             available = [v for n, v in sorted(versions.items()) if n <= 2 + number]

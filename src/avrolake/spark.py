@@ -68,7 +68,8 @@ def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
         "spark.driver.memory": "2g",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j}",
+        # -Xss: deep Catalyst/Delta recursion on streaming threads (whose py4j callbacks nest)
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j} -Xss8m",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }

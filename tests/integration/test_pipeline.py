@@ -7,6 +7,7 @@ producer's manifest is the ground truth every table is compared with.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from avrolake import wire
 from avrolake.connection import producer_config
@@ -33,6 +35,10 @@ SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
 EVENTS = 3000
 DRAIN = TriggerSettings()  # available-now: process what is there, then stop
 V3_DEFAULTS = {"size": "none", "color": "none", "price": None, "updatedAt": 0}
+ORDER = json.dumps(
+    {"type": "record", "name": "Order", "namespace": "com.company.order",
+     "fields": [{"name": "orderId", "type": "string"}]}
+)  # fmt: skip
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -49,10 +55,24 @@ def connection_for(local_stack: Any, flavor: str, topic: str) -> ConnectionSetti
     )
 
 
+def finish(query: StreamingQuery, timeout_s: int = 600) -> None:
+    """An available-now query must drain and stop by itself, within a bound (never a hang)."""
+    assert query.awaitTermination(timeout_s), f"{query.name} still running after {timeout_s}s"
+    assert query.exception() is None
+
+
 def drain(spark: SparkSession, connection: ConnectionSettings, tables: TableLocations) -> None:
-    run_ingest(spark, connection, tables, DRAIN).awaitTermination()
-    run_silver(spark, connection, tables, DRAIN).awaitTermination()
-    run_gold(spark, tables, DRAIN).awaitTermination()
+    finish(run_ingest(spark, connection, tables, DRAIN))
+    finish(run_silver(spark, connection, tables, DRAIN))
+    finish(run_gold(spark, tables, DRAIN))
+
+
+def forget_last_commit(checkpoint: str) -> None:
+    """Make a stream re-run its last batch, as a crash just before the commit would."""
+    commits = Path(checkpoint) / "commits"
+    last = max((p for p in commits.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    last.unlink()
+    (commits / f".{last.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum of the commit
 
 
 def silver_as_manifest_values(spark: SparkSession, tables: TableLocations) -> dict[str, dict]:
@@ -163,7 +183,14 @@ def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
     # And a truncated copy of a real record: its header is valid, its Avro body is not.
     good = resend[0]
     header = wire.HEADER_LEN[wire.detect(good)]
-    bad = {**bad_records(connection.flavor.value), good[: header + 3]: None}
+    # A record framed with another topic's schema: it must not become this topic's reader.
+    foreign = open_registry(connection.registry).register(f"{connection.kafka.topic}-orders", ORDER)
+    framed_foreign = (
+        wire.frame_confluent(int(foreign.ref), b"\x02")
+        if connection.flavor is Flavor.CONFLUENT
+        else wire.frame_glue(foreign.ref, b"\x02")
+    )
+    bad = {**bad_records(connection.flavor.value), good[: header + 3]: None, framed_foreign: None}
     producer = Producer(producer_config(connection.kafka))
     for value in [*resend, *bad]:
         producer.produce(connection.kafka.topic, value=value)
@@ -179,15 +206,19 @@ def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
     glue = connection.flavor is Flavor.GLUE
     truncated = f"corrupt {'compressed body' if glue else 'or truncated Avro'} for schema ref "
     ref = wire.parse(good).schema_ref
-    assert reasons == sorted([*bad_records(connection.flavor.value).values(), truncated + ref])
+    expected = [
+        *bad_records(connection.flavor.value).values(),
+        truncated + ref,
+        f"unknown schema ref {foreign.ref}",
+    ]
+    assert reasons == sorted(expected)
     assert [r.value for r in quarantine if r.reason == "null value"] == [None]
 
-    # Re-run the last silver batch: forget that it committed, as a crash before the commit would.
-    commits = Path(tables.checkpoint("silver")) / "commits"
-    last = max(commits.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
-    last.unlink()
-    (commits / f".{last.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum of the commit
-    run_silver(spark, connection, tables, DRAIN).awaitTermination()
+    # Re-run the last silver batch and the last gold batch.
+    forget_last_commit(tables.checkpoint("silver"))
+    finish(run_silver(spark, connection, tables, DRAIN))
+    forget_last_commit(tables.checkpoint("gold"))
+    finish(run_gold(spark, tables, DRAIN))
     assert snapshot(spark, tables) == (silver_after, quarantine, gold_after)
 
 
@@ -212,33 +243,43 @@ def test_a_version_registered_mid_stream_becomes_columns_without_restart(
         assert summary.sent == count
         return read_manifest(manifest)
 
-    produce("v1=0.5,v2=0.5", 200, available=2)
+    produce("v1=1", 200, available=1)
     ingest = run_ingest(spark, connection, tables, live)
     silver = None
     try:
         wait_for(lambda: tables.bronze.exists(spark) and tables.bronze.read(spark).count() == 200)
         silver = run_silver(spark, connection, tables, live, registry=registry)
         wait_for(lambda: tables.silver.exists(spark) and tables.silver.read(spark).count() == 200)
-        assert "price" not in tables.silver.read(spark).columns
+        assert {"size", "color", "price"}.isdisjoint(tables.silver.read(spark).columns)
         query_id = silver.id
 
-        v3_events = produce("v3=1", 100, available=3)  # registers v3 while the query runs
+        # v2 and v3 are registered while the query runs
+        newer = produce("v2=0.5,v3=0.5", 100, available=3)
         wait_for(lambda: tables.silver.read(spark).count() == 300)
         assert silver.isActive and silver.id == query_id
         assert silver.exception() is None
         current = tables.silver.read(spark)
-        assert {"price", "updatedAt"} <= set(current.columns)
+        assert {"size", "color", "price", "updatedAt"} <= set(current.columns)
+        # rows written before the columns existed carry the reader's defaults, not NULL
+        wait_for(lambda: tables.silver.read(spark).where(F.col("size").isNull()).isEmpty())
+        old = tables.silver.read(spark).where(F.col("schema_version") == 1)
+        assert [
+            tuple(r) for r in old.groupBy("size", "color", "price", "updatedAt").count().collect()
+        ] == [("none", "none", None, EPOCH, 200)]
         v3_rows = current.where(F.col("schema_version") == 3)
-        assert v3_rows.count() == 100
-        priced = sum(1 for line in v3_events if line["value"]["price"] is not None)
+        assert v3_rows.count() == sum(1 for line in newer if line["version"] == 3)
+        priced = sum(1 for line in newer if line["value"].get("price") is not None)
         assert v3_rows.where(F.col("price").isNotNull()).count() == priced
-        old = current.where(F.col("schema_version") < 3)
-        assert old.count() == 200
-        assert old.where(F.col("price").isNull()).count() == 200
     finally:
         for query in (silver, ingest):
             if query is not None:
                 query.stop()
+    finish(run_gold(spark, tables, DRAIN))
+    gold = tables.gold.read(spark)
+    assert gold.agg(F.sum("events")).first()[0] == 300
+    assert gold.where(F.col("size").isNull() | F.col("color").isNull()).isEmpty()
+    defaults = gold.where((F.col("size") == "none") & (F.col("color") == "none"))
+    assert defaults.agg(F.sum("events")).first()[0] == 200
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -40,6 +41,7 @@ PRODUCT_V3 = {
     **PRODUCT_V2,
     "fields": [*PRODUCT_V2["fields"], {"name": "price", "type": ["null", PRICE], "default": None}],
 }
+EPOCH = dt.datetime(1970, 1, 1)  # naive, as collected under the session's UTC time zone
 V1 = RegisteredSchema("11", 1, json.dumps(PRODUCT_V1))
 V2 = RegisteredSchema("12", 2, json.dumps(PRODUCT_V2))
 V3 = RegisteredSchema("13", 3, json.dumps(PRODUCT_V3))
@@ -176,3 +178,18 @@ def test_bronze_parses_headers(spark: SparkSession) -> None:
         ("unknown", None),
     ]
     assert frame.columns == list(bronze.BRONZE_COLUMNS)
+
+
+def test_reader_defaults_come_from_avro_resolution(spark: SparkSession) -> None:
+    assert silver.reader_defaults(spark, V3) == {"size": "none", "color": "none"}
+    assert silver.reader_defaults(spark, V1) == {}
+
+
+def test_reader_defaults_of_logical_types(spark: SparkSession) -> None:
+    from pathlib import Path
+
+    from avrolake.schemas import load_versions
+
+    v3 = load_versions(Path(__file__).parents[2] / "schemas" / "product")[2]
+    defaults = silver.reader_defaults(spark, RegisteredSchema("3", 3, v3.text))
+    assert defaults == {"size": "none", "color": "none", "updatedAt": EPOCH}

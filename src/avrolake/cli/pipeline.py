@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from avrolake.errors import PipelineError
@@ -45,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gold.set_defaults(handler=gold_command)
 
 
+@contextmanager
+def spark_errors(stage: str) -> Iterator[None]:
+    """Spark's own failures (a missing catalog, a denied permission): one line, no JVM trace."""
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise PipelineError(f"{stage} failed: {first_line}") from None
+
+
 def await_query(query: StreamingQuery) -> int:
     """Wait for the query; SIGTERM/SIGINT stop it cleanly at a batch boundary (the checkpoint
     keeps the position, so the next run resumes exactly there)."""
@@ -75,17 +89,18 @@ def ingest_command(args: argparse.Namespace) -> int:
     trigger = trigger_from_args(args)
     validate_starting_offsets(args.starting_offsets)
     preflight.check_topic(connection.kafka)
-    spark = build_session("avrolake-ingest")
-    return await_query(
-        run_ingest(
-            spark,
-            connection,
-            locations,
-            trigger,
-            starting_offsets=args.starting_offsets,
-            max_offsets_per_trigger=args.max_offsets_per_trigger,
+    with spark_errors("ingest"):
+        spark = build_session("avrolake-ingest")
+        return await_query(
+            run_ingest(
+                spark,
+                connection,
+                locations,
+                trigger,
+                starting_offsets=args.starting_offsets,
+                max_offsets_per_trigger=args.max_offsets_per_trigger,
+            )
         )
-    )
 
 
 def silver_command(args: argparse.Namespace) -> int:
@@ -97,8 +112,9 @@ def silver_command(args: argparse.Namespace) -> int:
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
     registry = preflight.check_registry(connection)
-    spark = build_session("avrolake-silver")
-    return await_query(run_silver(spark, connection, locations, trigger, registry=registry))
+    with spark_errors("silver"):
+        spark = build_session("avrolake-silver")
+        return await_query(run_silver(spark, connection, locations, trigger, registry=registry))
 
 
 def gold_command(args: argparse.Namespace) -> int:
@@ -107,5 +123,6 @@ def gold_command(args: argparse.Namespace) -> int:
 
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
-    spark = build_session("avrolake-gold")
-    return await_query(run_gold(spark, locations, trigger))
+    with spark_errors("gold"):
+        spark = build_session("avrolake-gold")
+        return await_query(run_gold(spark, locations, trigger))

@@ -35,6 +35,7 @@ PROFILES = ("spark", "kafka", "apicurio")
 MVN_FIX = "install Maven 3.8+ (apt-get install maven, brew install maven)"
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 WAGON_PLUGIN = "org.codehaus.mojo:wagon-maven-plugin:2.0.2"
+MVN_TIMEOUT_S = 1200  # a cold resolution of every profile takes a few minutes
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 _MARKER = ".avrolake-resolved"
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -149,7 +150,15 @@ def _is_current(target: Path, digest: str) -> bool:
 
 def _mvn(mvn: str, pom: Path, profile: str, args: list[str]) -> None:
     command = [mvn, "-q", "-B", "-f", str(pom), *args]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=MVN_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise LocalStackError(
+            f"Maven took over {MVN_TIMEOUT_S}s resolving the {profile} jars (a stalled download?); "
+            "rerun `avrolake local jars`"
+        ) from None
     if result.returncode != 0:
         lines = (result.stdout + result.stderr).splitlines()
         errors = [line for line in lines if "[ERROR]" in line] or lines or ["no output"]

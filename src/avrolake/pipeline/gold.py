@@ -13,12 +13,16 @@ from pyspark.sql import functions as F
 GROUP_KEYS = ("event_date", "type", "color", "size")
 
 
+DEFAULTED_KEYS = ("color", "size")  # introduced by v2 with the default "none"
+
+
 def with_group_keys(silver: DataFrame) -> DataFrame:
-    """Silver written before ``size``/``color`` existed (only v1 registered) lacks those columns;
-    group such rows under the fields' schema default, "none"."""
-    for key in GROUP_KEYS:
-        if key not in silver.columns:
-            silver = silver.withColumn(key, F.lit("none"))
+    """Silver written while only v1 was registered lacks ``size``/``color`` (or, for a moment
+    before silver backfills a new column, holds NULL in it): group such rows under the fields'
+    schema default, "none"."""
+    for key in DEFAULTED_KEYS:
+        value = F.coalesce(F.col(key), F.lit("none")) if key in silver.columns else F.lit("none")
+        silver = silver.withColumn(key, value)
     return silver
 
 

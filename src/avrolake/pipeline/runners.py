@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
@@ -123,6 +126,34 @@ def merge_silver(table: TableRef, rows: DataFrame) -> None:
     )
 
 
+FILLED_PROPERTY = "avrolake.defaultsFilled"
+
+
+def fill_defaults(spark: SparkSession, table: TableRef, reader: RegisteredSchema) -> None:
+    """Give rows written before a field existed that field's default, as Avro resolution would.
+
+    Schema evolution adds a new reader field as a column that is NULL in older rows; each field
+    with a non-null default is backfilled once (an UPDATE of the rows where it is NULL), then
+    recorded in a table property. A crash in between only repeats the idempotent UPDATE.
+    """
+    delta = table.delta(spark)
+    properties = delta.detail().first().properties or {}
+    filled = set(filter(None, properties.get(FILLED_PROPERTY, "").split(",")))
+    pending = {k: v for k, v in silver.reader_defaults(spark, reader).items() if k not in filled}
+    if not pending:
+        return
+    types = {field.name: field.dataType for field in delta.toDF().schema}
+    # One UPDATE (one commit, one rewrite of the affected files) for all pending fields.
+    missing = reduce(operator.or_, (F.col(name).isNull() for name in pending))
+    delta.update(
+        missing,
+        {name: F.coalesce(F.col(name), F.lit(v).cast(types[name])) for name, v in pending.items()},
+    )
+    names = ",".join(sorted(filled | set(pending)))
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{FILLED_PROPERTY}' = '{names}')")
+    log.info("silver: filled defaults of %s in rows written before them", ", ".join(pending))
+
+
 def merge_quarantine(table: TableRef, rows: DataFrame) -> None:
     """Insert bad records by Kafka coordinates, so a replayed batch adds no second copy."""
     _create_if_missing(table, rows)
@@ -148,6 +179,7 @@ class SilverBatch:
         self.registry = registry
         self.topic = topic
         self.locations = locations
+        self._defaults_filled_for: str | None = None  # reader ref whose defaults silver has
 
     def schemas_for(self, refs: list[str]) -> silver.BatchSchemas:
         writers: dict[str, RegisteredSchema] = {}
@@ -156,12 +188,8 @@ class SilverBatch:
                 writers[ref] = self.registry.by_ref(ref, self.topic)
             except SchemaNotFoundError:  # its rows go to quarantine; an outage still raises
                 log.warning("schema ref %s is not in the registry; quarantining its rows", ref)
-        reader = self.registry.latest(self.topic)
-        # A version registered between the two lookups: read with the newest one seen.
-        newest = max(writers.values(), key=lambda w: w.version, default=reader)
-        return silver.BatchSchemas(
-            reader=max(reader, newest, key=lambda s: s.version), writers=writers
-        )
+        # Asked after the writers, so it is at least as new as any of this topic's writers.
+        return silver.BatchSchemas(reader=self.registry.latest(self.topic), writers=writers)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
@@ -178,15 +206,25 @@ class SilverBatch:
             decoded = silver.decode(batch, schemas, has_compressed=has_compressed).persist()
             try:
                 merge_silver(self.locations.silver, silver.silver_rows(decoded, schemas.reader))
+                if self._defaults_filled_for != schemas.reader.ref:
+                    # Delta's UPDATE analysis recurses deeply, and py4j runs calls made from
+                    # foreachBatch on the stream's own, already deep, JVM thread: a fresh Python
+                    # thread gets a fresh JVM thread (pinned-thread mode) with a whole stack.
+                    with ThreadPoolExecutor(max_workers=1) as fresh_thread:
+                        fresh_thread.submit(
+                            fill_defaults, batch.sparkSession, self.locations.silver, schemas.reader
+                        ).result()
+                    self._defaults_filled_for = schemas.reader.ref
                 bad = silver.quarantine_rows(decoded)
                 merge_quarantine(self.locations.quarantine, bad)
-                log.info(
-                    "silver batch %d: %d records, reader v%d, %d quarantined",
-                    batch_id,
-                    decoded.count(),
-                    schemas.reader.version,
-                    bad.count(),
-                )
+                if log.isEnabledFor(logging.INFO):  # the counts are Spark jobs
+                    log.info(
+                        "silver batch %d: %d records, reader v%d, %d quarantined",
+                        batch_id,
+                        decoded.count(),
+                        schemas.reader.version,
+                        bad.count(),
+                    )
             finally:
                 decoded.unpersist()
         finally:
@@ -220,7 +258,7 @@ def run_silver(
 def merge_gold(spark: SparkSession, locations: TableLocations, silver_batch: DataFrame) -> None:
     fresh = gold.recompute(locations.silver.read(spark), gold.touched_groups(silver_batch))
     _create_if_missing(locations.gold, fresh)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in gold.GROUP_KEYS)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in gold.GROUP_KEYS)
     (
         locations.gold.delta(spark)
         .alias("t")

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.types import BinaryType
@@ -54,6 +54,23 @@ class BatchSchemas:
 
 def reader_field_names(reader: RegisteredSchema) -> list[str]:
     return [field["name"] for field in json.loads(reader.schema_str)["fields"]]
+
+
+def reader_defaults(spark: SparkSession, reader: RegisteredSchema) -> dict[str, object]:
+    """The non-null defaults of the reader's fields, as Spark values, computed by Avro itself:
+    an empty record resolved to the reader's defaulted fields yields exactly their defaults."""
+    schema = json.loads(reader.schema_str)
+    defaulted = [field for field in schema["fields"] if "default" in field]
+    if not defaulted:
+        return {}
+    empty_writer = {**schema, "fields": []}
+    defaults_reader = {**schema, "fields": defaulted}
+    decoded = from_avro(
+        F.lit(b""), json.dumps(empty_writer), {"avroSchema": json.dumps(defaults_reader)}
+    )
+    row = spark.range(1).select(decoded.alias("defaults")).first()
+    assert row is not None
+    return {name: value for name, value in row.defaults.asDict().items() if value is not None}
 
 
 def _inflate(body: bytes | None) -> bytes | None:

@@ -37,3 +37,5 @@ def ensure_topic(kafka: KafkaSettings, existing: set[str], timeout: float) -> No
         kafka_error = error.args[0] if error.args else None
         if getattr(kafka_error, "name", lambda: "")() != "TOPIC_ALREADY_EXISTS":
             raise KafkaError(f"cannot create topic {kafka.topic}: {error}") from None
+    except TimeoutError:  # concurrent.futures' timeout, not a KafkaException
+        raise KafkaError(f"creating topic {kafka.topic} took over {timeout:g}s") from None

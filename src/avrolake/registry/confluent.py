@@ -17,8 +17,12 @@ from typing import TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-# The client raises httpx(2) transport errors; import the module it actually uses.
-from confluent_kafka.schema_registry.common._httpx_compat import httpx
+# The client raises transport errors of httpx2 where installed (confluent-kafka 2.16+), else httpx;
+# the same choice confluent-kafka makes, without importing its private module.
+try:
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older confluent-kafka environments
+    import httpx  # type: ignore[no-redef]
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
@@ -112,8 +116,10 @@ class ConfluentRegistry:
             f"get the subjects of schema id {ref}",
             lambda: self.client.get_schema_versions(schema_id),
         )
-        ours = [v for v in versions if v.subject == subject] or versions
-        version = ours[0].version if ours else 0
+        ours = [v for v in versions if v.subject == subject] if subject else versions
+        if not ours:  # another topic's schema: not a writer this topic's readers may resolve
+            raise SchemaNotFoundError(f"schema id {ref} is not registered under {subject}")
+        version = ours[0].version
         registered = RegisteredSchema(ref, int(version or 0), schema.schema_str or "")
         with self._lock:
             self._by_ref[(ref, subject)] = registered

@@ -21,6 +21,7 @@ from uuid import UUID
 import boto3
 import botocore.exceptions
 from aws_schema_registry import SchemaRegistryClient, SchemaRegistryException
+from aws_schema_registry.client import schema_name_from_arn
 from botocore.config import Config
 
 from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
@@ -74,7 +75,8 @@ class GlueRegistry:
         self.registry_name = registry_name
         self.where = where  # endpoint or region, for messages
         self.client = SchemaRegistryClient(glue, registry_name=registry_name)
-        self._by_ref: dict[str, RegisteredSchema] = {}  # a version id belongs to one schema
+        # a version id belongs to exactly one schema: remember which
+        self._by_ref: dict[str, tuple[RegisteredSchema, str]] = {}
         self._lock = threading.Lock()
         self._registry_ready = False
 
@@ -103,20 +105,28 @@ class GlueRegistry:
         return self.by_ref(str(version_id))
 
     def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+        """``SchemaNotFoundError`` also when the version belongs to another topic's schema."""
         with self._lock:
             cached = self._by_ref.get(ref)
-        if cached is not None:
-            return cached
-        try:
-            version_id = UUID(ref)
-        except ValueError:
-            raise RegistryError(f"{ref!r} is not a Glue schema-version UUID") from None
-        found = self._call(
-            f"get schema version {ref}", lambda: self.client.get_schema_version(version_id)
-        )
-        registered = RegisteredSchema(str(found.version_id), found.version_number, found.definition)
-        with self._lock:
-            self._by_ref[ref] = registered
+        if cached is None:
+            try:
+                version_id = UUID(ref)
+            except ValueError:
+                raise RegistryError(f"{ref!r} is not a Glue schema-version UUID") from None
+            found = self._call(
+                f"get schema version {ref}", lambda: self.client.get_schema_version(version_id)
+            )
+            registered = RegisteredSchema(
+                str(found.version_id), found.version_number, found.definition
+            )
+            cached = (registered, found.schema_name)
+            with self._lock:
+                self._by_ref[ref] = cached
+        registered, owner = cached
+        if topic is not None and owner != schema_name(topic):
+            raise SchemaNotFoundError(
+                f"schema version {ref} belongs to Glue schema {owner}, not {schema_name(topic)}"
+            )
         return registered
 
     def latest(self, topic: str) -> RegisteredSchema:
@@ -195,8 +205,9 @@ class GlueRegistry:
             int(response["VersionNumber"]),
             response["SchemaDefinition"],
         )
+        owner = schema_name_from_arn(response["SchemaArn"])
         with self._lock:
-            self._by_ref.setdefault(registered.ref, registered)
+            self._by_ref.setdefault(registered.ref, (registered, owner))
         return registered
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
