@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from avrolake.errors import ConfigError
+from avrolake.errors import ConfigError, KafkaError
 from avrolake.settings import KafkaAuth, KafkaSettings
 
 # Producer defaults: durable (acks=all, idempotent) and batched for throughput.
@@ -158,3 +158,19 @@ def spark_kafka_options(kafka: KafkaSettings, *, databricks: bool) -> SecretOpti
         options["kafka.sasl.jaas.config"] = f"{shade}{MSK_IAM_LOGIN_MODULE} required;"
         options["kafka.sasl.client.callback.handler.class"] = shade + MSK_IAM_CALLBACK_HANDLER
     return options
+
+
+def reachable_topics(client: Any, kafka: KafkaSettings, timeout: float) -> set[str]:
+    """The cluster's topic names, asked through ``client`` (a Producer or AdminClient):
+    ``KafkaError`` within ``timeout`` when the cluster cannot be reached. All topics, never one
+    by name: a metadata request for a named topic may auto-create it on the broker."""
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args else str(error)
+        raise KafkaError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout:g} s: {reason}"
+        ) from None
+    return set(metadata.topics)

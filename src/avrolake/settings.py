@@ -71,6 +71,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AVROLAKE_CACHE", Path.home() / ".cache" / "avrolake"))
 
 
+def local_state_dir() -> Path:
+    """Pid files and logs of the embedded stack (``AVROLAKE_STATE_DIR``)."""
+    raw = os.environ.get("AVROLAKE_STATE_DIR")
+    return Path(raw).expanduser() if raw else cache_dir() / "state"
+
+
+def local_warehouse_dir() -> Path:
+    """Where local runs keep their Delta tables (``AVROLAKE_WAREHOUSE``)."""
+    return Path(os.environ.get("AVROLAKE_WAREHOUSE", cache_dir() / "warehouse"))
+
+
 def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 

@@ -15,7 +15,6 @@ Two stacks with different state directories and ports run side by side without n
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +29,8 @@ from avrolake.local.lock import file_lock
 from avrolake.local.net import require_free_ports
 from avrolake.local.proc import PidRecord, is_alive, require_tool, spawn, stop
 from avrolake.local.service import Service
-from avrolake.settings import LocalPorts, cache_dir
+from avrolake.settings import LocalPorts, local_state_dir
 
-STATE_ENV = "AVROLAKE_STATE_DIR"
 _LOCK_WAIT = 600.0  # a cold `up` resolves jars first: let a second command wait that long
 _REPORT_EVERY = 5.0
 
@@ -41,8 +39,7 @@ log = logging.getLogger(__name__)
 
 def state_dir() -> Path:
     """``$AVROLAKE_STATE_DIR``, else ``cache_dir()/state``."""
-    raw = os.environ.get(STATE_ENV)
-    return Path(raw).expanduser() if raw else cache_dir() / "state"
+    return local_state_dir()
 
 
 @dataclass(frozen=True)

@@ -10,28 +10,17 @@ from avrolake.settings import ConnectionSettings, KafkaSettings
 METADATA_TIMEOUT_S = 10.0
 
 
-def check_topic(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> int:
-    """The broker answers and the topic exists; returns its partition count."""
-    from confluent_kafka import KafkaException
+def check_topic(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> None:
+    """The broker answers and the topic exists."""
     from confluent_kafka.admin import AdminClient
 
-    from avrolake.connection import client_config
+    from avrolake.connection import client_config, reachable_topics
 
-    admin = AdminClient(client_config(kafka))
-    try:
-        # All topics, not just ours: asking for one by name may auto-create it on the broker.
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as error:
-        raise KafkaError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout:g}s: {error.args[0]}"
-        ) from None
-    topic = metadata.topics.get(kafka.topic)
-    if topic is None or topic.error is not None or not topic.partitions:
+    if kafka.topic not in reachable_topics(AdminClient(client_config(kafka)), kafka, timeout):
         raise KafkaError(
             f"topic {kafka.topic!r} does not exist on {kafka.bootstrap_servers}: check --topic, "
             "or run `avrolake produce` first"
         )
-    return len(topic.partitions)
 
 
 def check_registry(connection: ConnectionSettings) -> SchemaRegistry:

@@ -151,7 +151,7 @@ def fill_defaults(spark: SparkSession, table: TableRef, reader: RegisteredSchema
     )
     names = ",".join(sorted(filled | set(pending)))
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{FILLED_PROPERTY}' = '{names}')")
-    log.info("silver: filled defaults of %s in rows written before them", ", ".join(pending))
+    log.info("silver: defaults of %s filled where rows predate them", ", ".join(pending))
 
 
 def merge_quarantine(table: TableRef, rows: DataFrame) -> None:

@@ -8,14 +8,13 @@ stage sees a ``TableRef`` and never builds a location itself.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avrolake.errors import ConfigError
-from avrolake.settings import cache_dir
+from avrolake.settings import local_warehouse_dir
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -102,10 +101,6 @@ class TableLocations:
         return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
 
 
-def default_warehouse() -> Path:
-    return Path(os.environ.get("AVROLAKE_WAREHOUSE", cache_dir() / "warehouse"))
-
-
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tables")
     group.add_argument("--catalog", help="Unity Catalog catalog (with --schema: tables by name)")
@@ -128,5 +123,5 @@ def locations_from_args(args: argparse.Namespace) -> TableLocations:
             raise ConfigError("--checkpoint-root is required with --catalog (e.g. a UC volume)")
         return TableLocations.in_catalog(args.catalog, args.schema, args.checkpoint_root)
     return TableLocations.in_directory(
-        args.warehouse_dir or default_warehouse(), args.checkpoint_root
+        args.warehouse_dir or local_warehouse_dir(), args.checkpoint_root
     )

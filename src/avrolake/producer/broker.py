@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from avrolake.connection import client_config
+from avrolake.connection import client_config, reachable_topics
 from avrolake.errors import KafkaError
 from avrolake.settings import KafkaSettings
 
@@ -14,14 +14,7 @@ NEW_TOPIC_PARTITIONS = 3
 
 def check_broker(producer: Producer, kafka: KafkaSettings, timeout: float) -> set[str]:
     """The cluster's topic names; ``KafkaError`` within ``timeout`` if it cannot be reached."""
-    try:
-        metadata = producer.list_topics(timeout=timeout)
-    except KafkaException as error:
-        reason = error.args[0].str() if error.args else str(error)
-        raise KafkaError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers} within {timeout:g} s: {reason}"
-        ) from None
-    return set(metadata.topics)
+    return reachable_topics(producer, kafka, timeout)
 
 
 def ensure_topic(kafka: KafkaSettings, existing: set[str], timeout: float) -> None:
