@@ -245,30 +245,37 @@ def test_cli_lifecycle_of_a_private_stack(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, *CLI, "local", *args], env=env,
                               capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
 
-    up = cli("up")
-    assert up.returncode == 0, up.stderr
-    assert up.stdout.splitlines()[0] == (
-        f"local stack up (started apicurio, kafka, moto); state: {state}"
-    )
-    stack = LocalStack(ports, state)
-    statuses = stack.status()
-    assert [(s.name, s.health) for s in statuses] == [
-        ("kafka", "healthy"), ("apicurio", "healthy"), ("moto", "healthy"),
-    ]  # fmt: skip
-    pids = [s.pid for s in statuses]
-    assert all(group_members(pid) for pid in pids)
+    try:
+        up = cli("up")
+        assert up.returncode == 0, up.stderr
+        assert up.stdout.splitlines()[0] == (
+            f"local stack up (started apicurio, kafka, moto); state: {state}"
+        )
+        stack = LocalStack(ports, state)
+        statuses = stack.status()
+        assert [(s.name, s.health) for s in statuses] == [
+            ("kafka", "healthy"), ("apicurio", "healthy"), ("moto", "healthy"),
+        ]  # fmt: skip
+        pids = [s.pid for s in statuses]
+        assert all(group_members(pid) for pid in pids)
 
-    again = cli("up")
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines()[0] == "local stack already up: nothing to do"
-    assert [s.pid for s in stack.status()] == pids
+        again = cli("up")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines()[0] == "local stack already up: nothing to do"
+        assert [s.pid for s in stack.status()] == pids
 
-    down = cli("down")
-    assert (down.returncode, down.stdout) == (0, "stopped kafka, apicurio, moto\n")
-    assert [group_members(pid) for pid in pids] == [[], [], []]
-    assert [start_time(pid) for pid in pids] == [None, None, None]  # gone (or an unreaped zombie)
-    assert [s.health for s in stack.status()] == ["stopped", "stopped", "stopped"]
-    assert list((state / "run").iterdir()) == []
+        down = cli("down")
+        assert (down.returncode, down.stdout) == (0, "stopped kafka, apicurio, moto\n")
+        assert [group_members(pid) for pid in pids] == [[], [], []]
+        assert [start_time(pid) for pid in pids] == [
+            None,
+            None,
+            None,
+        ]  # gone (or an unreaped zombie)
+        assert [s.health for s in stack.status()] == ["stopped", "stopped", "stopped"]
+        assert list((state / "run").iterdir()) == []
+    finally:  # a failed assertion must not leave three JVMs behind
+        LocalStack(ports, state).down()
 
 
 def test_the_last_holder_stops_what_holders_started(tmp_path: Path) -> None:
