@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from avrolake.local import LocalStack
 from avrolake.local.lease import shared
 from avrolake.local.proc import group_members, start_time
 from avrolake.settings import LocalPorts
+from loopback import free_ports
 
 PRODUCT_V1 = json.dumps({
     "type": "record", "name": "Product", "namespace": "avrolake.smoke",
@@ -290,17 +290,6 @@ def test_the_last_holder_stops_what_holders_started(tmp_path: Path) -> None:
     assert [s.health for s in stack.status()] == ["stopped", "stopped", "stopped"]
     assert [group_members(pid) for pid in pids] == [[], [], []]
     assert list((tmp_path / "state" / "leases").iterdir()) == []
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _env(ports: LocalPorts, state: Path) -> dict[str, str]:

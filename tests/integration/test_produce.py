@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from avrolake.producer.manifest import jsonable, read_manifest
 from avrolake.registry import open_registry
 from avrolake.registry.glue import glue_client
 from avrolake.settings import Flavor, KafkaSettings, RegistrySettings
+from loopback import closed_port
 
 REPO = Path(__file__).resolve().parents[2]
 AVROLAKE = Path(sys.executable).parent / "avrolake"
@@ -43,12 +43,6 @@ GLUE_REGISTRY = "avrolake-tests"  # the registry the new_topic fixture cleans up
 
 
 SUMMARY = re.compile(r"^sent (\d+), failed 0, in \d+\.\d\d s = [\d,]+ events/s \(seed (\d+)\)$")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -338,7 +332,7 @@ def _bad(stack: Any, *extra: str, flavor: Flavor = Flavor.CONFLUENT) -> tuple[in
 
 
 def test_bad_inputs_fail_in_one_line_within_seconds(local_stack: Any, tmp_path: Path) -> None:
-    port = _closed_port()
+    port = closed_port()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "v1.avsc").write_text('{"type": "record", "name": "P", "fields": 3}')
     cases = [

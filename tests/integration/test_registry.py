@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,16 +15,11 @@ from avrolake.registry.confluent import ConfluentRegistry
 from avrolake.registry.glue import GlueRegistry
 from avrolake.schemas import load_versions
 from avrolake.settings import Flavor, RegistrySettings
+from loopback import closed_port
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "product"
 VERSIONS = load_versions(SCHEMAS)
 GLUE_REGISTRY = "avrolake-tests"  # the registry the new_topic fixture cleans up
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _settings(flavor: Flavor, stack, url: str | None = None) -> RegistrySettings:
@@ -171,7 +165,7 @@ def test_unknown_refs_are_schema_not_found(local_stack) -> None:
 
 @pytest.mark.parametrize("flavor", [Flavor.CONFLUENT, Flavor.GLUE], ids=["confluent", "glue"])
 def test_unreachable_registry_fails_within_seconds(flavor: Flavor, local_stack) -> None:
-    port = _closed_port()
+    port = closed_port()
     url = f"http://127.0.0.1:{port}" + ("/apis/ccompat/v7" if flavor is Flavor.CONFLUENT else "")
     registry = open_registry(_settings(flavor, local_stack, url=url))
     started = time.monotonic()

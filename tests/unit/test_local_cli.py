@@ -16,19 +16,9 @@ from pathlib import Path
 import pytest
 
 from avrolake.settings import LocalPorts
+from loopback import free_ports
 
 CLI = ["-c", "import sys; from avrolake.cli import main; sys.exit(main())"]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def isolated_env(state: Path, ports: LocalPorts, **extra: str) -> dict[str, str]:
