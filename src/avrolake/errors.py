@@ -22,11 +22,22 @@ class SchemaError(AvrolakeError):
 
 
 class RegistryError(AvrolakeError):
-    """The schema registry refused a request or could not be reached."""
+    """The schema registry refused a request or could not be reached.
+
+    ``code`` is the registry's own error code when it gave one (e.g. Glue's
+    ``AlreadyExistsException``), so callers never match on message text.
+    """
+
+    code: str | None = None
 
 
 class SchemaNotFoundError(RegistryError):
     """The registry answered, and has no schema under that reference or subject."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be reached or answered with a transient failure (timeout, 408,
+    429, 5xx): retrying later may succeed, so a stream waits instead of quarantining."""
 
 
 class SerializationError(AvrolakeError):

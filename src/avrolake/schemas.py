@@ -169,11 +169,26 @@ def _field_path(schema: avro.schema.Schema, location: str) -> str:
 
 def _check_pair(reader: SchemaVersion, writer: SchemaVersion) -> str | None:
     """None if ``reader`` can decode data written with ``writer``, else the reason."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(reader.parsed, writer.parsed)
+    return _resolution_problem(reader.parsed, writer.parsed)
+
+
+def resolution_problem(reader_schema: str, writer_schema: str) -> str | None:
+    """None if Avro resolution can read data written with ``writer_schema`` as ``reader_schema``,
+    else the reason, from the same checker as ``check_compatibility``. A schema the Python
+    library cannot parse yields None: the JVM decoder then has the last word."""
+    try:
+        reader, writer = avro.schema.parse(reader_schema), avro.schema.parse(writer_schema)
+    except (avro.errors.AvroException, ValueError, TypeError):
+        return None
+    return _resolution_problem(reader, writer)
+
+
+def _resolution_problem(reader: avro.schema.Schema, writer: avro.schema.Schema) -> str | None:
+    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
     if result.compatibility is SchemaCompatibilityType.compatible:
         return None
     locations = sorted(loc for loc in result.locations if loc != "/") or ["/"]
-    fields = ", ".join(f"'{_field_path(reader.parsed, loc)}' ({loc})" for loc in locations)
+    fields = ", ".join(f"'{_field_path(reader, loc)}' ({loc})" for loc in locations)
     kinds = sorted({kind.value for kind in result.incompatibilities})
     reasons = "; ".join(_REASONS.get(kind, kind) for kind in kinds)
     details = "; ".join(sorted(result.messages))

@@ -45,6 +45,15 @@ logger.plan.level = ERROR
 """
 
 
+# Apache Avro's SystemLimitException properties. Without them a record claiming a 2 GB string or
+# a billion-element array of nulls makes the JVM allocate it before finding the bytes missing.
+AVRO_LIMITS = {
+    "org.apache.avro.limits.string.maxLength": 64 * 1024 * 1024,
+    "org.apache.avro.limits.bytes.maxLength": 64 * 1024 * 1024,
+    "org.apache.avro.limits.collectionItems.maxLength": 16 * 1024 * 1024,
+}
+
+
 def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
     """The settings ``build_session`` applies off Databricks (resolves the spark jars if needed)."""
     # The session seam may use the local jar cache; no pipeline module does.
@@ -68,8 +77,11 @@ def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
         "spark.driver.memory": "2g",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
-        # -Xss: deep Catalyst/Delta recursion on streaming threads (whose py4j callbacks nest)
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j} -Xss8m",
+        # -Xss: deep Catalyst/Delta recursion on streaming threads (whose py4j callbacks nest);
+        # Avro limits: a hostile length prefix must not make the decoder allocate gigabytes
+        # (the job clusters carry the same limits).
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j} -Xss8m "
+        + " ".join(f"-D{key}={value}" for key, value in AVRO_LIMITS.items()),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }

@@ -85,70 +85,117 @@ def bronze_frame(spark: SparkSession, values: list[bytes | None]) -> object:
     return bronze.to_bronze(spark.createDataFrame(rows, schema))
 
 
+def resolved(writer: dict, reader: dict, payload: bytes) -> dict:
+    """The oracle: fastavro's resolution of the same bytes."""
+    return fastavro.schemaless_reader(
+        io.BytesIO(payload), fastavro.parse_schema(writer), fastavro.parse_schema(reader)
+    )
+
+
+def decode(frame, schemas: silver.BatchSchemas, **kwargs):
+    return silver.decode(frame, schemas, sentinel=silver.new_sentinel(), **kwargs)
+
+
+V1_EVENT = avro(PRODUCT_V1, event(1))
+V2_EVENT = avro(PRODUCT_V2, event(2, size="XL", color="red"))
+V3_EVENT = avro(PRODUCT_V3, event(3, size="S", color="blue", price=Decimal("9.99")))
+TRUNCATED = avro(PRODUCT_V2, event(6, size="L", color="red"))[:7]
+
+def _invalid_utf8_event() -> bytes:
+    """A v1 record whose ``type`` string holds the bytes ff fe (not UTF-8)."""
+    good = avro(PRODUCT_V1, event(7, type="ab"))
+    return good.replace(b"\x04ab", b"\x04\xff\xfe")
+
+
 @pytest.fixture(scope="module")
 def mixed(spark: SparkSession):
-    v2_event = avro(PRODUCT_V2, event(2, size="XL", color="red"))
-    v3_event = avro(PRODUCT_V3, event(3, size="S", color="blue", price=Decimal("9.99")))
-    glue_event = avro(PRODUCT_V2, event(4, size="M", color="black"))
-    truncated = avro(PRODUCT_V2, event(6, size="L", color="red"))[:7]
-    not_zlib = wire.frame_glue(GLUE_V2.ref, b"not zlib at all")
-    not_zlib = not_zlib[:1] + bytes([wire.GLUE_COMPRESSION_ZLIB]) + not_zlib[2:]
     values = [
-        wire.frame_confluent(11, avro(PRODUCT_V1, event(1))),
-        wire.frame_confluent(12, v2_event),
-        wire.frame_confluent(13, v3_event),
-        wire.frame_glue(GLUE_V2.ref, glue_event, compress=True),
-        wire.frame_confluent(12, v2_event),  # a producer retry: the same event again
+        wire.frame_confluent(11, V1_EVENT),
+        wire.frame_confluent(12, V2_EVENT),
+        wire.frame_confluent(13, V3_EVENT),
+        wire.frame_glue(GLUE_V2.ref, V2_EVENT),  # the other flavor's framing
+        wire.frame_confluent(12, V2_EVENT),  # a producer retry: the same event again
         None,
         b"\x07garbage",
         wire.frame_confluent(99, avro(PRODUCT_V1, event(5))),
-        wire.frame_confluent(12, truncated),
-        not_zlib,
+        wire.frame_confluent(12, TRUNCATED),
+        wire.frame_confluent(11, V1_EVENT + b"\x00"),  # trailing bytes
+        wire.frame_confluent(11, _invalid_utf8_event()),
+        wire.frame_confluent(11, avro(PRODUCT_V1, event(8, timestamp=2**62))),
     ]
     schemas = silver.BatchSchemas(
-        reader=V3, writers={"11": V1, "12": V2, "13": V3, GLUE_V2.ref: GLUE_V2}
+        reader=V3,
+        writers={"11": V1, "12": V2, "13": V3},
+        unusable={"99": "unknown schema ref 99: not in the registry"},
     )
-    return silver.decode(bronze_frame(spark, values), schemas, has_compressed=True).cache()
+    return decode(bronze_frame(spark, values), schemas).cache()
 
 
-def test_every_version_decodes_to_the_reader_schema_with_defaults(mixed) -> None:
+def test_every_version_decodes_to_the_reader_schema_as_avro_resolves_it(mixed) -> None:
     rows = silver.silver_rows(mixed, V3).orderBy("offset").collect()
-    got = [(r.eventId, r.size, r.color, r.price, r.schema_version, r.offset) for r in rows]
+    fields = [f["name"] for f in PRODUCT_V3["fields"]]
+    got = [{name: r[name] for name in fields} for r in rows]
     assert got == [
-        ("e1", "none", "none", None, 1, 0),
-        ("e2", "XL", "red", None, 2, 1),
-        ("e3", "S", "blue", Decimal("9.99"), 3, 2),
-        ("e4", "M", "black", None, 2, 3),
+        resolved(PRODUCT_V1, PRODUCT_V3, V1_EVENT),
+        resolved(PRODUCT_V2, PRODUCT_V3, V2_EVENT),
+        resolved(PRODUCT_V3, PRODUCT_V3, V3_EVENT),
     ]
+    assert [r.schema_version for r in rows] == [1, 2, 3]
     first = rows[0]
     assert first.event_time.isoformat() == "2023-11-14T22:13:21"
     assert str(first.event_date) == "2023-11-14"
     assert (first.wire_format, first.schema_ref) == ("confluent", "11")
-    assert rows[3].wire_format == "glue" and rows[3].schema_ref == GLUE_V2.ref
 
 
 def test_each_bad_record_is_quarantined_with_its_reason(mixed) -> None:
     rows = silver.quarantine_rows(mixed).orderBy("offset").collect()
+    not_at_end = "the Avro record does not end where the value ends (trailing or missing bytes)"
     assert [(r.offset, r.reason) for r in rows] == [
+        (3, f"glue framing on a confluent topic: schema ref {GLUE_V2.ref}"),
         (5, "null value"),
         (6, "unknown wire format: first byte 0x07"),
-        (7, "unknown schema ref 99"),
+        (7, "unknown schema ref 99: not in the registry"),
         (8, "corrupt or truncated Avro for schema ref 12"),
-        (9, f"corrupt compressed body for schema ref {GLUE_V2.ref}"),
+        (9, f"{not_at_end} for schema ref 11"),
+        (10, "invalid UTF-8 in a string for schema ref 11"),
+        (11, f"timestamp out of range: {2**62}"),
     ]
-    assert rows[1].value == b"\x07garbage"
+    assert rows[2].value == b"\x07garbage"
     assert list(rows[0].asDict()) == list(silver.QUARANTINE_COLUMNS)
 
 
 def test_good_and_bad_rows_partition_the_batch(mixed) -> None:
     good = mixed.where("quarantine_reason IS NULL").count()
     bad = silver.quarantine_rows(mixed).count()
-    assert (good, bad, mixed.count()) == (5, 5, 10)
+    assert (good, bad, mixed.count()) == (4, 8, 12)
+
+
+def test_glue_records_compressed_or_not(spark: SparkSession) -> None:
+    not_zlib = wire.frame_glue(GLUE_V2.ref, b"not zlib at all")
+    not_zlib = not_zlib[:1] + bytes([wire.GLUE_COMPRESSION_ZLIB]) + not_zlib[2:]
+    bomb = wire.frame_glue(GLUE_V2.ref, b"\x00" * (silver.MAX_INFLATED_BYTES + 1), compress=True)
+    values = [
+        wire.frame_glue(GLUE_V2.ref, V2_EVENT, compress=True),
+        wire.frame_glue(GLUE_V2.ref, V2_EVENT),
+        not_zlib,
+        bomb,
+        wire.frame_confluent(12, V2_EVENT),
+    ]
+    schemas = silver.BatchSchemas(V2, {GLUE_V2.ref: GLUE_V2}, wire.WireFormat.GLUE)
+    decoded = decode(bronze_frame(spark, values), schemas, has_compressed=True)
+    good = silver.silver_rows(decoded, V2).collect()
+    assert [r.offset for r in good] == [0]  # offset 1 is the same event: deduplicated
+    bad = silver.quarantine_rows(decoded).orderBy("offset").collect()
+    assert [(r.offset, r.reason) for r in bad] == [
+        (2, f"corrupt or oversized compressed body for schema ref {GLUE_V2.ref}"),
+        (3, f"corrupt or oversized compressed body for schema ref {GLUE_V2.ref}"),
+        (4, "confluent framing on a glue topic: schema ref 12"),
+    ]
 
 
 def test_a_batch_with_no_known_schema_quarantines_everything(spark: SparkSession) -> None:
     frame = bronze_frame(spark, [wire.frame_confluent(42, avro(PRODUCT_V1, event(1)))])
-    decoded = silver.decode(frame, silver.BatchSchemas(reader=V1, writers={}))
+    decoded = decode(frame, silver.BatchSchemas(reader=V1, writers={}))
     assert [r.reason for r in silver.quarantine_rows(decoded).collect()] == [
         "unknown schema ref 42"
     ]
@@ -156,13 +203,9 @@ def test_a_batch_with_no_known_schema_quarantines_everything(spark: SparkSession
 
 
 def test_reader_older_than_a_writer_drops_the_newer_fields(spark: SparkSession) -> None:
-    frame = bronze_frame(
-        spark, [wire.frame_confluent(12, avro(PRODUCT_V2, event(1, size="XS", color="red")))]
-    )
-    rows = silver.silver_rows(
-        silver.decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1
-    ).collect()
-    assert [r.asDict()["eventId"] for r in rows] == ["e1"]
+    frame = bronze_frame(spark, [wire.frame_confluent(12, V2_EVENT)])
+    rows = silver.silver_rows(decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1).collect()
+    assert [r.asDict() for r in rows][0]["eventId"] == "e2"
     assert "size" not in rows[0].asDict()
 
 
@@ -180,16 +223,10 @@ def test_bronze_parses_headers(spark: SparkSession) -> None:
     assert frame.columns == list(bronze.BRONZE_COLUMNS)
 
 
-def test_reader_defaults_come_from_avro_resolution(spark: SparkSession) -> None:
-    assert silver.reader_defaults(spark, V3) == {"size": "none", "color": "none"}
-    assert silver.reader_defaults(spark, V1) == {}
+def test_inflate_caps_the_inflated_size() -> None:
+    import zlib
 
-
-def test_reader_defaults_of_logical_types(spark: SparkSession) -> None:
-    from pathlib import Path
-
-    from avrolake.schemas import load_versions
-
-    v3 = load_versions(Path(__file__).parents[2] / "schemas" / "product")[2]
-    defaults = silver.reader_defaults(spark, RegisteredSchema("3", 3, v3.text))
-    assert defaults == {"size": "none", "color": "none", "updatedAt": EPOCH}
+    assert silver._inflate(zlib.compress(b"abc")) == b"abc"
+    assert silver._inflate(zlib.compress(b"\x00" * (silver.MAX_INFLATED_BYTES + 1))) is None
+    assert silver._inflate(zlib.compress(b"abc")[:-2]) is None  # cut short
+    assert silver._inflate(b"nope") is None

@@ -1,35 +1,64 @@
 """Bronze rows → silver rows and quarantine rows, decoded in one pass.
 
 Every row is decoded with its own writer schema *resolved to the reader schema* (the latest
-registered version): ``from_avro(payload, writer, {"avroSchema": reader})``. All branches then
-share the reader's type, so one CASE over ``schema_ref`` decodes a whole micro-batch of mixed
-versions in a single projection, and old rows carry the new fields' defaults (a v1 row has
-``size = "none"``, not NULL). Rows that cannot be decoded get a ``quarantine_reason`` instead.
+registered version) by Apache Avro itself: ``from_avro(payload, writer, {"avroSchema": reader})``.
+Avro's resolution is the only implementation of Avro's rules here — defaults of every type,
+aliases, promotions, enum defaults — nothing below re-implements them. All branches share the
+reader's type, so one CASE over ``schema_ref`` decodes a micro-batch of mixed versions in a
+single projection.
 
-Everything here is a pure DataFrame transformation; ``runners`` does the reading and MERGEs.
+A record is only good if Avro consumed *exactly* its bytes. Spark's decoder reads one datum and
+ignores what follows, so each payload is decoded inside an envelope record
+``{value: <schema>, end: fixed(16)}`` with a random 16-byte sentinel appended: the sentinel comes
+back in ``end`` only when the record ended where the payload ended (trailing bytes or a truncated
+record shift it). Strings are checked for valid UTF-8, which the JVM decoder does not do.
+
+Rows that cannot be decoded get a ``quarantine_reason`` instead. Everything here is a pure
+DataFrame transformation; ``silver_io`` does the reading and the writes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
-from pyspark.sql.types import BinaryType
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    DataType,
+    MapType,
+    StringType,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
 
 from avrolake import wire
 from avrolake.registry import RegisteredSchema
 
 EVENT_KEY = "eventId"  # silver's primary key
-# A field every version of the Product schema requires: NULL after decoding means the decoder
-# gave up (PERMISSIVE mode turns a corrupt record into a struct of NULLs instead of failing).
-REQUIRED_FIELD = "eventId"
+EVENT_TIME_FIELD = "timestamp"  # unix seconds, or a timestamp logical type
+ALIASES_METADATA = "avrolake.aliases"  # column metadata: the Avro field's aliases
 
 COORDINATES = ("topic", "partition", "offset")
+METADATA_COLUMNS = (
+    "event_time",
+    "event_date",
+    "schema_version",
+    "schema_ref",
+    "wire_format",
+    *COORDINATES,
+    "kafka_timestamp",
+    "ingested_at",
+)
 QUARANTINE_COLUMNS = (
     "key",
     "value",
@@ -43,45 +72,87 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 
+# Bigger than any Kafka record needs; caps what a zlib bomb can inflate to in a Python worker.
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+# Event times Spark can hold (0001-01-01 … 9999-12-31): outside them a cast would fail the batch.
+MIN_EVENT_SECONDS, MAX_EVENT_SECONDS = -62135596800, 253402300799
+
+_ENVELOPE = "avrolake_envelope_b7d1e4"  # names no user schema plausibly has
+_END = "avrolake_end_b7d1e4"
+SENTINEL_BYTES = 16
+_NOT_AT_END = (
+    "the Avro record does not end where the value ends (trailing or missing bytes) for schema ref "
+)
+
 
 @dataclass(frozen=True)
 class BatchSchemas:
-    """The schemas one micro-batch is decoded with."""
+    """The schemas one micro-batch is decoded with.
+
+    ``writers`` by wire reference; refs that cannot be used are absent from it and, when the
+    reason is known, in ``unusable`` (unknown to the registry, another topic's, unreadable by the
+    reader). ``wire_format`` is the framing of the topic's registry; frames of the other flavor are
+    quarantined without asking the registry.
+    """
 
     reader: RegisteredSchema
-    writers: Mapping[str, RegisteredSchema]  # by wire reference; refs the registry lacks are absent
+    writers: Mapping[str, RegisteredSchema]
+    wire_format: wire.WireFormat = wire.WireFormat.CONFLUENT
+    unusable: Mapping[str, str] = field(default_factory=dict)
+
+
+def new_sentinel() -> bytes:
+    """A fresh random end marker: a record cannot be crafted to fake it."""
+    return os.urandom(SENTINEL_BYTES)
+
+
+def envelope(schema_str: str) -> str:
+    """``schema_str`` as the first field of a record whose second field is the end marker.
+
+    The envelope has no namespace, so names inside the schema resolve exactly as they would at the
+    top level; the binary encoding of a record is the concatenation of its fields.
+    """
+    return json.dumps(
+        {
+            "type": "record",
+            "name": _ENVELOPE,
+            "fields": [
+                {"name": "value", "type": json.loads(schema_str)},
+                {"name": "end", "type": {"type": "fixed", "name": _END, "size": SENTINEL_BYTES}},
+            ],
+        }
+    )
+
+
+def reader_fields(reader: RegisteredSchema) -> list[dict]:
+    """The reader's top-level fields (name, aliases, …) as parsed JSON."""
+    return list(json.loads(reader.schema_str)["fields"])
 
 
 def reader_field_names(reader: RegisteredSchema) -> list[str]:
-    return [field["name"] for field in json.loads(reader.schema_str)["fields"]]
+    return [f["name"] for f in reader_fields(reader)]
 
 
-def reader_defaults(spark: SparkSession, reader: RegisteredSchema) -> dict[str, object]:
-    """The non-null defaults of the reader's fields, as Spark values, computed by Avro itself:
-    an empty record resolved to the reader's defaulted fields yields exactly their defaults."""
-    schema = json.loads(reader.schema_str)
-    defaulted = [field for field in schema["fields"] if "default" in field]
-    if not defaulted:
-        return {}
-    empty_writer = {**schema, "fields": []}
-    defaults_reader = {**schema, "fields": defaulted}
-    decoded = from_avro(
-        F.lit(b""), json.dumps(empty_writer), {"avroSchema": json.dumps(defaults_reader)}
-    )
-    row = spark.range(1).select(decoded.alias("defaults")).first()
-    assert row is not None
-    return {name: value for name, value in row.defaults.asDict().items() if value is not None}
+def fingerprint(reader: RegisteredSchema) -> str:
+    """Identifies a reader by everything resolution depends on — defaults, aliases and docs
+    included, so unlike Avro's parsing canonical form a changed default is a new reader."""
+    normalized = json.dumps(json.loads(reader.schema_str), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(normalized.encode()).hexdigest()
 
 
 def _inflate(body: bytes | None) -> bytes | None:
-    """zlib bodies of compressed Glue records; Spark has no zlib expression. A corrupt body
-    becomes NULL, which the decoder turns into a quarantine reason."""
+    """zlib bodies of compressed Glue records; Spark has no zlib expression. A corrupt body, or
+    one inflating past ``MAX_INFLATED_BYTES``, becomes NULL: the decoder turns it into a reason."""
     if body is None:
         return None
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(body)
+        out = inflater.decompress(body, MAX_INFLATED_BYTES)
     except zlib.error:
         return None
+    if inflater.unconsumed_tail or not inflater.eof:  # too big, or cut short
+        return None
+    return out
 
 
 def _payload(has_compressed: bool) -> Column:
@@ -93,64 +164,169 @@ def _payload(has_compressed: bool) -> Column:
     return F.when(wire.spark_is_compressed(value, wire_format), inflate(payload)).otherwise(payload)
 
 
-def decode(bronze: DataFrame, schemas: BatchSchemas, *, has_compressed: bool = False) -> DataFrame:
-    """Bronze columns plus ``record`` (the reader's struct), ``schema_version`` and
+def has_strings(data_type: DataType) -> bool:
+    if isinstance(data_type, StringType):
+        return True
+    if isinstance(data_type, StructType):
+        return any(has_strings(f.dataType) for f in data_type.fields)
+    if isinstance(data_type, ArrayType):
+        return has_strings(data_type.elementType)
+    if isinstance(data_type, MapType):
+        return has_strings(data_type.keyType) or has_strings(data_type.valueType)
+    return False
+
+
+def valid_utf8(column: Column, data_type: DataType) -> Column:
+    """True when every string inside ``column`` is valid UTF-8 (NULLs count as valid). The JVM
+    decoder copies string bytes without checking them; Parquet would store them as they are."""
+    if not has_strings(data_type):
+        return F.lit(True)
+    if isinstance(data_type, StringType):
+        return F.coalesce(F.is_valid_utf8(column), F.lit(True))
+    if isinstance(data_type, StructType):
+        checks = [
+            valid_utf8(column.getField(f.name), f.dataType)
+            for f in data_type.fields
+            if has_strings(f.dataType)
+        ]
+        return reduce(lambda a, b: a & b, checks)
+    if isinstance(data_type, ArrayType):
+        return _every_valid(column, data_type.elementType)
+    assert isinstance(data_type, MapType)
+    checks = [
+        _every_valid(part, part_type)
+        for part, part_type in ((F.map_keys(column), data_type.keyType),
+                                (F.map_values(column), data_type.valueType))
+        if has_strings(part_type)
+    ]  # fmt: skip
+    return reduce(lambda a, b: a & b, checks)
+
+
+def _every_valid(elements: Column, element_type: DataType) -> Column:
+    """``valid_utf8`` of every element of an array column (Spark lambdas take one argument)."""
+    return F.coalesce(
+        F.forall(elements, lambda element: valid_utf8(element, element_type)), F.lit(True)
+    )
+
+
+def decode(
+    bronze: DataFrame,
+    schemas: BatchSchemas,
+    *,
+    sentinel: bytes,
+    has_compressed: bool = False,
+) -> DataFrame:
+    """Bronze columns plus ``record`` (the reader's value), ``schema_version`` and
     ``quarantine_reason`` (NULL for a good row)."""
-    options = {"avroSchema": schemas.reader.schema_str, "mode": "PERMISSIVE"}
+    options = {"avroSchema": envelope(schemas.reader.schema_str), "mode": "PERMISSIVE"}
+    framed = F.concat(F.col("_payload"), F.lit(sentinel))
     ref = F.col("schema_ref")
-    record: Column | None = None
+    decoded: Column | None = None
     version: Column | None = None
     for schema_ref, writer in sorted(schemas.writers.items()):
-        decoded = from_avro(F.col("_payload"), writer.schema_str, options)
+        branch = from_avro(framed, envelope(writer.schema_str), options)
         matches = ref == schema_ref
-        record = F.when(matches, decoded) if record is None else record.when(matches, decoded)
-        version = (
-            F.when(matches, F.lit(writer.version))
-            if version is None
-            else version.when(matches, F.lit(writer.version))
-        )
-    if record is None:  # no known writer in this batch: every row is quarantined below, but the
-        # column still needs the reader's type
-        record = F.when(F.lit(False), from_avro(F.col("_payload"), schemas.reader.schema_str))
+        decoded = F.when(matches, branch) if decoded is None else decoded.when(matches, branch)
+        number = F.lit(writer.version)
+        version = F.when(matches, number) if version is None else version.when(matches, number)
+    if decoded is None:  # no usable writer in this batch: every row is quarantined below, but
+        # the column still needs the reader's type
+        reader_envelope = envelope(schemas.reader.schema_str)
+        decoded = F.when(F.lit(False), from_avro(framed, reader_envelope, options))
         version = F.lit(None)
+    assert version is not None
 
+    with_record = (
+        bronze.withColumn("_payload", _payload(has_compressed))
+        .withColumn("_envelope", decoded)
+        .withColumn("record", F.col("_envelope.value"))
+        .withColumn("schema_version", version.cast("int"))
+    )
+    record_type = with_record.schema["record"].dataType
+    strings_ok = valid_utf8(F.col("record"), record_type) if has_strings(record_type) else None
+    return with_record.withColumn(
+        "quarantine_reason", _reason(schemas, sentinel, strings_ok, record_type)
+    ).drop("_payload", "_envelope")
+
+
+def _reason(
+    schemas: BatchSchemas, sentinel: bytes, strings_ok: Column | None, record_type: DataType
+) -> Column:
+    ref = F.col("schema_ref")
+    wire_format = F.col("wire_format")
     first_byte = F.coalesce(F.hex(F.substring("value", 1, 1)), F.lit("(empty)"))
-    known_refs = list(schemas.writers)
+    expected = schemas.wire_format.value
     reason = (
         F.when(F.col("value").isNull(), F.lit("null value"))
         .when(
-            F.col("wire_format") == wire.WireFormat.UNKNOWN.value,
+            wire_format == wire.WireFormat.UNKNOWN.value,
             F.concat(F.lit("unknown wire format: first byte 0x"), first_byte),
         )
-        .when(~ref.isin(known_refs), F.concat(F.lit("unknown schema ref "), ref))
+        .when(
+            wire_format != expected,
+            F.concat(wire_format, F.lit(f" framing on a {expected} topic: schema ref "), ref),
+        )
+    )
+    for schema_ref, why in sorted(schemas.unusable.items()):
+        reason = reason.when(ref == schema_ref, F.lit(why))
+    reason = (
+        reason.when(~ref.isin(list(schemas.writers)), F.concat(F.lit("unknown schema ref "), ref))
         .when(
             F.col("_payload").isNull(),
-            F.concat(F.lit("corrupt compressed body for schema ref "), ref),
+            F.concat(F.lit("corrupt or oversized compressed body for schema ref "), ref),
         )
         .when(
-            F.col("record").getField(REQUIRED_FIELD).isNull(),
+            # PERMISSIVE turns a record Avro cannot read into a struct of NULLs; ``end`` is never
+            # NULL in a record it read
+            F.col("_envelope.end").isNull(),
             F.concat(F.lit("corrupt or truncated Avro for schema ref "), ref),
         )
+        .when(F.col("_envelope.end") != F.lit(sentinel), F.concat(F.lit(_NOT_AT_END), ref))
     )
-    return (
-        bronze.withColumn("_payload", _payload(has_compressed))
-        .withColumn("record", record)
-        .withColumn("schema_version", version.cast("int"))
-        .withColumn("quarantine_reason", reason)
-        .drop("_payload")
-    )
+    if strings_ok is not None:
+        reason = reason.when(
+            ~strings_ok, F.concat(F.lit("invalid UTF-8 in a string for schema ref "), ref)
+        )
+    if isinstance(record_type, StructType) and EVENT_KEY in record_type.fieldNames():
+        reason = reason.when(
+            F.col("record").getField(EVENT_KEY).isNull(), F.lit(f"null {EVENT_KEY}")
+        )
+    if isinstance(record_type, StructType) and EVENT_TIME_FIELD in record_type.fieldNames():
+        time_type = record_type[EVENT_TIME_FIELD].dataType
+        if not isinstance(time_type, TimestampType | TimestampNTZType):
+            seconds = F.col("record").getField(EVENT_TIME_FIELD)
+            reason = reason.when(seconds.isNull(), F.lit(f"null {EVENT_TIME_FIELD}")).when(
+                ~seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS),
+                F.concat(F.lit(f"{EVENT_TIME_FIELD} out of range: "), seconds.cast("string")),
+            )
+    return reason
+
+
+def _event_time(record_type: DataType) -> Column:
+    value = F.col("record").getField(EVENT_TIME_FIELD)
+    assert isinstance(record_type, StructType)
+    if isinstance(record_type[EVENT_TIME_FIELD].dataType, TimestampType | TimestampNTZType):
+        return value.cast("timestamp")
+    return F.timestamp_seconds(value.cast("long"))
 
 
 def silver_rows(decoded: DataFrame, reader: RegisteredSchema) -> DataFrame:
-    """Good rows, flattened to the reader's fields plus event time and Kafka coordinates,
-    deduplicated by ``eventId`` within the batch (the earliest Kafka offset wins)."""
-    fields = [F.col("record").getField(name).alias(name) for name in reader_field_names(reader)]
+    """Good rows, flattened to the reader's fields (each column's metadata carries the field's
+    Avro aliases) plus event time and Kafka coordinates, deduplicated by ``eventId`` within the
+    batch (the earliest Kafka offset wins)."""
+    record_type = decoded.schema["record"].dataType
+    fields = [
+        F.col("record")
+        .getField(f["name"])
+        .alias(f["name"], metadata={ALIASES_METADATA: list(f.get("aliases", []))})
+        for f in reader_fields(reader)
+    ]
     first_seen = Window.partitionBy(EVENT_KEY).orderBy(*COORDINATES)
     return (
         decoded.where(F.col("quarantine_reason").isNull())
         .select(
             *fields,
-            F.timestamp_seconds(F.col("record.timestamp")).alias("event_time"),
+            _event_time(record_type).alias("event_time"),
             "schema_version",
             "schema_ref",
             "wire_format",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from avrolake.settings import Flavor, RegistrySettings
+from avrolake.wire import WireFormat
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,13 @@ class RegisteredSchema:
 
 class SchemaRegistry(Protocol):
     """What avrolake needs of a registry. ``topic`` names the subject (``<topic>-value``) or the
-    Glue schema (``<topic>``)."""
+    Glue schema (``<topic>``).
+
+    Errors: ``SchemaNotFoundError`` when the registry answered and has no such schema (a ref that
+    cannot exist counts too), ``RegistryUnavailableError`` for what may pass (timeouts, 5xx,
+    throttling), ``SchemaError`` for a refused definition, ``RegistryError`` for the rest."""
+
+    wire_format: WireFormat  # the framing this registry's serializers write
 
     def register(self, topic: str, schema_str: str) -> RegisteredSchema:
         """Register (idempotently) and return the version; an incompatible schema raises

@@ -25,10 +25,16 @@ except ImportError:  # pragma: no cover - older confluent-kafka environments
     import httpx  # type: ignore[no-redef]
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
+from avrolake.errors import (
+    RegistryError,
+    RegistryUnavailableError,
+    SchemaError,
+    SchemaNotFoundError,
+)
 from avrolake.registry import RegisteredSchema
 from avrolake.schemas import normalize_mode
 from avrolake.settings import RegistrySettings
+from avrolake.wire import WireFormat
 
 REQUEST_TIMEOUT_S = 10
 MAX_RETRIES = 2
@@ -49,6 +55,8 @@ class ConfluentRegistry:
     ``by_ref`` is cached for the life of the object (ids are immutable); ``latest`` always asks the
     registry, so a newly registered version is seen by the next call.
     """
+
+    wire_format = WireFormat.CONFLUENT
 
     def __init__(self, client: SchemaRegistryClient, url: str) -> None:
         self.client = client
@@ -107,14 +115,16 @@ class ConfluentRegistry:
             cached = self._by_ref.get((ref, subject))
         if cached is not None:
             return cached
-        try:
-            schema_id = int(ref)
-        except ValueError:
-            raise RegistryError(f"{ref!r} is not a Confluent schema id") from None
+        # Any bytes can arrive on a topic: a ref that cannot be an id is "not found", so its
+        # record is quarantined instead of failing the batch.
+        if not ref.isdigit() or int(ref) >= 2**31:
+            raise SchemaNotFoundError(f"{ref!r} is not a Confluent schema id")
+        schema_id = int(ref)
         schema = self._call(f"get schema id {ref}", lambda: self.client.get_schema(schema_id))
+        # deleted=True: a soft-deleted version still describes the records written with it.
         versions = self._call(
             f"get the subjects of schema id {ref}",
-            lambda: self.client.get_schema_versions(schema_id),
+            lambda: self.client.get_schema_versions(schema_id, deleted=True),
         )
         ours = [v for v in versions if v.subject == subject] if subject else versions
         if not ours:  # another topic's schema: not a writer this topic's readers may resolve
@@ -188,12 +198,14 @@ class ConfluentRegistry:
                     f"schema registry at {self.url} refused to {what}: {error.error_message} "
                     f"(HTTP {error.http_status_code})"
                 ) from None
-            raise RegistryError(
+            status = error.http_status_code
+            transient = status is None or status in (408, 429) or status >= 500
+            raise (RegistryUnavailableError if transient else RegistryError)(
                 f"schema registry at {self.url} failed to {what}: {error.error_message} "
                 f"(HTTP {error.http_status_code}, code {error.error_code})"
             ) from None
         except httpx.TransportError as error:
-            raise RegistryError(
+            raise RegistryUnavailableError(
                 f"cannot reach the schema registry at {self.url} to {what}: "
                 f"{type(error).__name__}: {error or 'no answer'}"
             ) from None

@@ -24,10 +24,16 @@ from aws_schema_registry import SchemaRegistryClient, SchemaRegistryException
 from aws_schema_registry.client import schema_name_from_arn
 from botocore.config import Config
 
-from avrolake.errors import RegistryError, SchemaError, SchemaNotFoundError
+from avrolake.errors import (
+    RegistryError,
+    RegistryUnavailableError,
+    SchemaError,
+    SchemaNotFoundError,
+)
 from avrolake.registry import RegisteredSchema
 from avrolake.schemas import glue_mode, normalize_mode
 from avrolake.settings import RegistrySettings
+from avrolake.wire import WireFormat
 
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
@@ -35,6 +41,12 @@ MAX_ATTEMPTS = 3
 DEFAULT_COMPATIBILITY = "BACKWARD"  # what a schema is created with until set_compatibility
 
 T = TypeVar("T")
+
+# Glue error codes worth waiting out (throttling, service-side trouble); see botocore's
+# standard retry mode, which already retried them MAX_ATTEMPTS times.
+_TRANSIENT_CODES = frozenset(
+    {"ThrottlingException", "InternalServiceException", "OperationTimeoutException"}
+)
 
 
 def glue_client(settings: RegistrySettings) -> Any:
@@ -69,6 +81,8 @@ class GlueRegistry:
     ``by_ref`` is cached for the life of the object (version ids are immutable); ``latest`` always
     asks Glue.
     """
+
+    wire_format = WireFormat.GLUE
 
     def __init__(self, glue: Any, registry_name: str, where: str) -> None:
         self.glue = glue
@@ -111,8 +125,8 @@ class GlueRegistry:
         if cached is None:
             try:
                 version_id = UUID(ref)
-            except ValueError:
-                raise RegistryError(f"{ref!r} is not a Glue schema-version UUID") from None
+            except ValueError:  # any bytes can arrive on a topic: quarantine, do not fail
+                raise SchemaNotFoundError(f"{ref!r} is not a Glue schema-version UUID") from None
             found = self._call(
                 f"get schema version {ref}", lambda: self.client.get_schema_version(version_id)
             )
@@ -185,7 +199,7 @@ class GlueRegistry:
                 lambda: self.glue.create_registry(RegistryName=self.registry_name),
             )
         except RegistryError as error:
-            if "AlreadyExists" not in str(error):
+            if error.code != "AlreadyExistsException":
                 raise
         self._registry_ready = True
 
@@ -239,10 +253,14 @@ class GlueRegistry:
                 raise SchemaError(
                     f"Glue registry {self.registry_name} refused to {what}: {message}"
                 ) from None
-            raise RegistryError(
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            transient = status >= 500 or code in _TRANSIENT_CODES
+            failure = (RegistryUnavailableError if transient else RegistryError)(
                 f"Glue registry {self.registry_name} at {self.where} failed to {what}: "
                 f"{code}: {message}"
-            ) from None
-        raise RegistryError(
+            )
+            failure.code = code
+            raise failure from None
+        raise RegistryUnavailableError(
             f"cannot reach the Glue schema registry at {self.where} to {what}: {error}"
         ) from None

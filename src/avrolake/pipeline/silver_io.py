@@ -1,0 +1,219 @@
+"""Silver's I/O: the ``foreachBatch`` function of the silver stream and the writes it makes.
+
+Silver's contract: after every batch, each silver row equals Avro's resolution of its bronze bytes
+(its own writer schema → the latest reader). Two kinds of commit keep it:
+
+- **append** — a MERGE that only inserts: the batch's good rows whose ``eventId`` silver does not
+  have yet (exactly-once under replays, restarts and producer retries);
+- **rewrite** — when the reader changed (a new version, a deleted one, a new default or alias),
+  every row already in silver is decoded again from its bronze bytes with the new reader and the
+  table is overwritten with the reader's columns and types. Defaults, aliases, promotions and
+  removals are then right by construction, because Avro computed them. A row the new reader cannot
+  read moves to quarantine with the reason.
+
+The reader a table was written with is recorded in its properties (fingerprint, ref, version and
+schema), so a restarted stream knows whether a rewrite is due, and can keep decoding with it while
+the registry is down. Silver has the change data feed on: consumers read appends and rewrites
+from it (gold does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import functions as F
+
+from avrolake import wire
+from avrolake.pipeline import silver
+from avrolake.pipeline.batch_schemas import SchemaResolver
+from avrolake.pipeline.tables import TableLocations, TableRef
+from avrolake.registry import RegisteredSchema
+
+log = logging.getLogger(__name__)
+
+READER_PROPERTY = "avrolake.reader"  # JSON: fingerprint, ref, version, schema
+PARTITION_COLUMN = "event_date"
+CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
+
+
+@dataclass(frozen=True)
+class RecordedReader:
+    fingerprint: str
+    schema: RegisteredSchema
+
+
+def recorded_reader(spark: SparkSession, table: TableRef) -> RecordedReader | None:
+    """The reader silver was last written with, or None (no table yet, or written before
+    avrolake recorded it: then the next batch rewrites it)."""
+    if not table.exists(spark):
+        return None
+    properties = table.delta(spark).detail().first().properties or {}
+    raw = properties.get(READER_PROPERTY)
+    if not raw:
+        return None
+    state = json.loads(raw)
+    schema = RegisteredSchema(state["ref"], int(state["version"]), state["schema"])
+    return RecordedReader(state["fingerprint"], schema)
+
+
+def _record_reader(spark: SparkSession, table: TableRef, reader: RegisteredSchema) -> None:
+    state = json.dumps(
+        {
+            "fingerprint": silver.fingerprint(reader),
+            "ref": reader.ref,
+            "version": reader.version,
+            "schema": reader.schema_str,
+        }
+    )
+    quoted = state.replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(
+        f"ALTER TABLE {table} SET TBLPROPERTIES "
+        f"('{CHANGE_FEED_PROPERTY}' = 'true', '{READER_PROPERTY}' = '{quoted}')"
+    )
+
+
+def _create(table: TableRef, rows: DataFrame, reader: RegisteredSchema) -> None:
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(rows.sparkSession)
+    builder = builder.tableName(table.name) if table.name else builder.location(table.path)
+    (
+        builder.addColumns(rows.schema)
+        .partitionedBy(PARTITION_COLUMN)
+        .property(CHANGE_FEED_PROPERTY, "true")
+        .execute()
+    )
+    _record_reader(rows.sparkSession, table, reader)
+
+
+def merge_silver(table: TableRef, rows: DataFrame) -> None:
+    """Insert events whose ``eventId`` silver does not have yet. A replayed batch inserts
+    nothing: exactly-once by key."""
+    dates = [r[0] for r in rows.select(PARTITION_COLUMN).distinct().collect()]
+    if not dates:
+        return
+    # The same event always has the same event time, so the match can stay inside the batch's
+    # dates: Delta prunes every other partition instead of scanning all of silver.
+    date_list = ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
+    key = silver.EVENT_KEY
+    condition = (
+        f"t.{PARTITION_COLUMN} IN ({date_list}) AND t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN} "
+        f"AND t.`{key}` = s.`{key}`"
+    )
+    (
+        table.delta(rows.sparkSession)
+        .alias("t")
+        .merge(rows.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def merge_quarantine(table: TableRef, rows: DataFrame) -> None:
+    """Insert bad records by Kafka coordinates, so a replayed batch adds no second copy."""
+    if not table.exists(rows.sparkSession):
+        _save(rows.limit(0).write.format("delta"), table)
+    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in silver.COORDINATES)
+    (
+        table.delta(rows.sparkSession)
+        .alias("t")
+        .merge(rows.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _save(writer: DataFrameWriter, table: TableRef) -> None:
+    if table.name:
+        writer.saveAsTable(table.name)
+    else:
+        writer.save(table.path)
+
+
+def _ref_stats(bronze: DataFrame) -> tuple[list[tuple[str, str]], bool]:
+    """The batch's distinct (schema ref, wire format) and whether any record is compressed: one
+    small aggregation, needed to know which writer schemas to fetch."""
+    compressed = wire.spark_is_compressed(F.col("value"), F.col("wire_format"))
+    rows = (
+        bronze.where(F.col("schema_ref").isNotNull())
+        .groupBy("schema_ref", "wire_format")
+        .agg(F.max(compressed.cast("int")).alias("compressed"))
+        .collect()
+    )
+    return [(r.schema_ref, r.wire_format) for r in rows], any(r.compressed for r in rows)
+
+
+class SilverBatch:
+    """The ``foreachBatch`` function of the silver stream (see the module docstring)."""
+
+    def __init__(
+        self, resolver: SchemaResolver, locations: TableLocations, wire_format: wire.WireFormat
+    ) -> None:
+        self.resolver = resolver
+        self.locations = locations
+        self.wire_format = wire_format
+
+    def decode(self, bronze: DataFrame, reader: RegisteredSchema) -> DataFrame:
+        refs, has_compressed = _ref_stats(bronze)
+        ours = [ref for ref, framing in refs if framing == self.wire_format.value]
+        schemas = self.resolver.for_batch(reader, ours, self.wire_format)
+        return silver.decode(
+            bronze, schemas, sentinel=silver.new_sentinel(), has_compressed=has_compressed
+        )
+
+    def bring_to_reader(self, spark: SparkSession) -> RegisteredSchema:
+        """The reader for the next write; rewrites silver first when it was written with another."""
+        table = self.locations.silver
+        recorded = recorded_reader(spark, table)
+        reader = self.resolver.reader(recorded.schema if recorded else None)
+        if table.exists(spark) and (
+            recorded is None or recorded.fingerprint != silver.fingerprint(reader)
+        ):
+            self.rewrite(spark, reader, recorded)
+        return reader
+
+    def rewrite(
+        self, spark: SparkSession, reader: RegisteredSchema, recorded: RecordedReader | None
+    ) -> None:
+        """Decode every row silver holds again, from bronze, with ``reader``; overwrite silver."""
+        before = f"v{recorded.schema.version}" if recorded else "an unrecorded reader"
+        log.info("silver: reader is now v%d (was %s); rewriting silver from bronze",
+                 reader.version, before)  # fmt: skip
+        table = self.locations.silver
+        held = table.read(spark).select(*silver.COORDINATES)
+        rows = self.locations.bronze.read(spark).join(held, list(silver.COORDINATES), "left_semi")
+        decoded = self.decode(rows, reader).persist()
+        try:
+            good = silver.silver_rows(decoded, reader)
+            writer = (
+                good.write.format("delta")
+                .mode("overwrite")
+                .option("overwriteSchema", "true")
+                .partitionBy(PARTITION_COLUMN)
+            )
+            _save(writer, table)
+            merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
+        finally:
+            decoded.unpersist()
+        _record_reader(spark, table, reader)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        spark = batch.sparkSession
+        batch = batch.persist()
+        try:
+            reader = self.bring_to_reader(spark)
+            decoded = self.decode(batch, reader).persist()
+            try:
+                rows = silver.silver_rows(decoded, reader)
+                if not self.locations.silver.exists(spark):
+                    _create(self.locations.silver, rows, reader)
+                merge_silver(self.locations.silver, rows)
+                merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
+            finally:
+                decoded.unpersist()
+            log.info("silver batch %d written with reader v%d", batch_id, reader.version)
+        finally:
+            batch.unpersist()
