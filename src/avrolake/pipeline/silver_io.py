@@ -19,6 +19,7 @@ from it (gold does).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 READER_PROPERTY = "avrolake.reader"  # JSON: fingerprint, ref, version, schema
 PARTITION_COLUMN = "event_date"
 CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
+# Statistics on the columns the dedupe MERGE prunes by, whatever the reader's width (Delta
+# collects them only for the first 32 columns by default).
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+_WINDOW, _WINDOW_SECONDS = "MINUTE", 60  # granularity of the ranges the dedupe MERGE reads
+_MAX_WINDOWS = 240
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,13 @@ def _record_reader(spark: SparkSession, table: TableRef, reader: RegisteredSchem
     quoted = state.replace("\\", "\\\\").replace("'", "\\'")
     spark.sql(
         f"ALTER TABLE {table} SET TBLPROPERTIES "
-        f"('{CHANGE_FEED_PROPERTY}' = 'true', '{READER_PROPERTY}' = '{quoted}')"
+        f"('{CHANGE_FEED_PROPERTY}' = 'true', '{STATS_PROPERTY}' = '{_stats_columns()}', "
+        f"'{READER_PROPERTY}' = '{quoted}')"
     )
+
+
+def _stats_columns() -> str:
+    return f"event_time,{silver.EVENT_KEY}"
 
 
 def _create(table: TableRef, rows: DataFrame, reader: RegisteredSchema) -> None:
@@ -84,24 +95,49 @@ def _create(table: TableRef, rows: DataFrame, reader: RegisteredSchema) -> None:
         builder.addColumns(rows.schema)
         .partitionedBy(PARTITION_COLUMN)
         .property(CHANGE_FEED_PROPERTY, "true")
+        .property(STATS_PROPERTY, _stats_columns())
         .execute()
     )
     _record_reader(rows.sparkSession, table, reader)
 
 
+def _utc_literal(epoch_seconds: int) -> str:
+    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
+    return f"TIMESTAMP'{moment.strftime('%Y-%m-%d %H:%M:%S')}Z'"
+
+
 def merge_silver(table: TableRef, rows: DataFrame) -> None:
-    """Insert events whose ``eventId`` silver does not have yet. A replayed batch inserts
-    nothing: exactly-once by key."""
-    dates = [r[0] for r in rows.select(PARTITION_COLUMN).distinct().collect()]
-    if not dates:
+    """Insert events whose ``eventId`` silver does not have yet. A replayed batch, a restarted
+    query or a producer retry inserts nothing: exactly-once by key.
+
+    The cost must not grow with the table. A re-sent event carries the same event time, so the
+    match is confined to the batch's event-time windows, as literal ranges on the target: Delta
+    prunes partitions by ``event_date`` and files by their ``event_time`` statistics, and a day of
+    streaming is written batch by batch in event-time order, so only the files of the batch's few
+    minutes are read.
+    """
+    # Window starts as epoch seconds: a collected timestamp would be shifted into the Python
+    # process's time zone, the literal below is read in UTC whatever the session's zone.
+    windows = rows.select(
+        F.unix_timestamp(F.date_trunc(_WINDOW, "event_time")).alias("start"), PARTITION_COLUMN
+    ).distinct()
+    found = windows.collect()
+    if not found:
         return
-    # The same event always has the same event time, so the match can stay inside the batch's
-    # dates: Delta prunes every other partition instead of scanning all of silver.
-    date_list = ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
     key = silver.EVENT_KEY
-    condition = (
-        f"t.{PARTITION_COLUMN} IN ({date_list}) AND t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN} "
-        f"AND t.`{key}` = s.`{key}`"
+    dates = sorted({r[PARTITION_COLUMN] for r in found})
+    date_list = ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
+    condition = f"t.{PARTITION_COLUMN} IN ({date_list})"
+    if len(found) <= _MAX_WINDOWS:  # beyond that (a backfill of old data) the dates suffice
+        ranges = " OR ".join(
+            f"(t.event_time >= {_utc_literal(r.start)} AND "
+            f"t.event_time < {_utc_literal(r.start + _WINDOW_SECONDS)})"
+            for r in sorted(found, key=lambda r: r.start)
+        )
+        condition += f" AND ({ranges})"
+    condition += (
+        f" AND t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN} AND t.event_time = s.event_time"
+        f" AND t.`{key}` = s.`{key}`"
     )
     (
         table.delta(rows.sparkSession)
@@ -207,13 +243,20 @@ class SilverBatch:
             reader = self.bring_to_reader(spark)
             decoded = self.decode(batch, reader).persist()
             try:
+                bad = decoded.where(F.col("quarantine_reason").isNotNull()).count()
                 rows = silver.silver_rows(decoded, reader)
                 if not self.locations.silver.exists(spark):
                     _create(self.locations.silver, rows, reader)
                 merge_silver(self.locations.silver, rows)
-                merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
+                if bad:  # most batches have none: no MERGE, no commit on the quarantine
+                    merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
             finally:
                 decoded.unpersist()
-            log.info("silver batch %d written with reader v%d", batch_id, reader.version)
+            log.info(
+                "silver batch %d: reader v%d, %d record(s) quarantined",
+                batch_id,
+                reader.version,
+                bad,
+            )
         finally:
             batch.unpersist()
