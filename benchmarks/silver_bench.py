@@ -40,8 +40,9 @@ from machine import describe_machine
 SCHEMAS = Path(__file__).parents[1] / "schemas" / "product"
 
 
-def field_values(row_id: Column) -> dict[str, Column]:
-    """Column expressions for every Product field, deterministic in the row id."""
+def field_values(row_id: Column, timestamp: Column | None = None) -> dict[str, Column]:
+    """Column expressions for every Product field, deterministic in the row id (but eventId);
+    ``timestamp`` (unix seconds) defaults to one second per row."""
 
     def pick(options: list[str]) -> Column:
         return F.element_at(F.array(*map(F.lit, options)), (row_id % len(options) + 1).cast("int"))
@@ -52,16 +53,27 @@ def field_values(row_id: Column) -> dict[str, Column]:
         "type": pick(["shirt", "pants", "shoes"]),
         "size": pick(["XS", "S", "M", "L", "XL"]),
         "color": pick(["black", "blue", "red"]),
-        "timestamp": (F.lit(1_764_000_000) + row_id).cast("long"),
+        "timestamp": (F.lit(1_764_000_000) + row_id).cast("long")
+        if timestamp is None
+        else timestamp,
         "price": (row_id % 10_000 / 100).cast("decimal(10,2)"),
         "updatedAt": F.timestamp_millis((F.lit(1_764_000_000_000) + row_id).cast("long")),
     }
 
 
-def make_bronze(spark: SparkSession, rows: int, writers: list[RegisteredSchema]) -> DataFrame:
-    """Confluent-framed records, row i written with writer ``i % len(writers)``."""
-    ids = spark.range(rows).withColumnRenamed("id", "row_id")
-    values = field_values(F.col("row_id"))
+def make_bronze(
+    spark: SparkSession,
+    rows: int,
+    writers: list[RegisteredSchema],
+    *,
+    first_row: int = 0,
+    timestamp: Callable[[Column], Column] | None = None,
+) -> DataFrame:
+    """Confluent-framed records, row i written with writer ``i % len(writers)``; row ids (and
+    Kafka offsets) from ``first_row``; ``timestamp(row_id)`` gives event times in unix seconds."""
+    ids = spark.range(first_row, first_row + rows).withColumnRenamed("id", "row_id")
+    row_id = F.col("row_id")
+    values = field_values(row_id, None if timestamp is None else timestamp(row_id))
     value: Column | None = None
     for index, writer in enumerate(writers):
         names = [f["name"] for f in json.loads(writer.schema_str)["fields"]]
@@ -110,12 +122,16 @@ def delta_appender(root: str) -> Sink:
 
 def avrolake_decode(frame: DataFrame, writers: dict, reader: RegisteredSchema, sink: Sink) -> None:
     """One pass: every row decoded with its writer schema, resolved to the reader's."""
-    decoded = silver.decode(frame, silver.BatchSchemas(reader=reader, writers=writers))
+    decoded = silver.decode(
+        frame, silver.BatchSchemas(reader=reader, writers=writers), sentinel=silver.new_sentinel()
+    )
     sink(decoded.select("record.*", "schema_version", "quarantine_reason", *COORDINATES))
 
 
 def avrolake_silver_rows(frame: DataFrame, writers: dict, reader: RegisteredSchema) -> None:
-    decoded = silver.decode(frame, silver.BatchSchemas(reader=reader, writers=writers))
+    decoded = silver.decode(
+        frame, silver.BatchSchemas(reader=reader, writers=writers), sentinel=silver.new_sentinel()
+    )
     noop(silver.silver_rows(decoded, reader))
 
 
