@@ -16,12 +16,22 @@ DATABRICKS_CLI_VERSION := v0.298.0
 DATABRICKS_CLI := $(CACHE)/bin/databricks-$(DATABRICKS_CLI_VERSION)
 export AVROLAKE_DATABRICKS_CLI := $(DATABRICKS_CLI)
 
-.PHONY: demo test unit lint fmt jars databricks-cli wheel bench clean-local
+# actionlint, built the same way; tests/integration/test_bundle.py lints .github/workflows with it.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(CACHE)/bin/actionlint-$(ACTIONLINT_VERSION)
+export AVROLAKE_ACTIONLINT := $(ACTIONLINT)
+
+# What every Databricks job cluster installs next to the wheel: the wheel's dependencies at exactly
+# the versions of uv.lock (no dev group, no extras: the Databricks Runtime brings pyspark and
+# delta-spark). `make requirements` after every change of uv.lock; a test fails until then.
+CLUSTER_REQUIREMENTS := requirements/cluster.txt
+
+.PHONY: demo test unit lint fmt jars databricks-cli actionlint requirements wheel bench clean-local
 
 demo: $(SYNCED) jars
 	$(VENV)/bin/avrolake demo
 
-test: $(SYNCED) jars databricks-cli
+test: $(SYNCED) jars databricks-cli actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
@@ -57,6 +67,18 @@ $(DATABRICKS_CLI):
 	@# the pinned module and build it in place instead (same sources, same go.mod).
 	dir=$$(go mod download -json github.com/databricks/cli@$(DATABRICKS_CLI_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
 	  cd "$$dir" && go build -o $@.tmp . && mv $@.tmp $@
+
+actionlint: $(ACTIONLINT)
+
+$(ACTIONLINT):
+	@mkdir -p $(dir $@)
+	dir=$$(go mod download -json github.com/rhysd/actionlint@$(ACTIONLINT_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	  cd "$$dir" && go build -o $@.tmp ./cmd/actionlint && mv $@.tmp $@
+
+requirements: $(UV)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project \
+	  --no-emit-package pyspark --no-emit-package delta-spark > $(CLUSTER_REQUIREMENTS).tmp
+	mv $(CLUSTER_REQUIREMENTS).tmp $(CLUSTER_REQUIREMENTS)
 
 wheel: $(UV)
 	$(UV) build --wheel

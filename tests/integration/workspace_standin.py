@@ -61,11 +61,16 @@ def _not_found(what: str) -> Reply:
 class WorkspaceStandIn:
     """An in-memory workspace on ``http://127.0.0.1:<random port>``, one user, served by a thread.
 
-    ``user_name`` is the current user; ``groups`` the groups ``/Me`` says it belongs to.
+    ``user_name`` is the current user; ``groups`` the groups ``/Me`` says it belongs to;
+    ``other_users`` other identities (e.g. a service principal) whose home folders exist, each
+    managed by its owner as a home folder is.
     """
 
     def __init__(
-        self, user_name: str = "tester@example.com", groups: tuple[str, ...] = ("users",)
+        self,
+        user_name: str = "tester@example.com",
+        groups: tuple[str, ...] = ("users",),
+        other_users: tuple[str, ...] = (),
     ) -> None:
         self.user_name = user_name
         self.groups = groups
@@ -73,7 +78,8 @@ class WorkspaceStandIn:
         self.unknown: list[Recorded] = []
         self.files: dict[str, bytes] = {}
         self.home = f"/Workspace/Users/{user_name}"
-        self.directories: set[str] = {"/Workspace", "/Workspace/Users", self.home}
+        self.homes = {f"/Workspace/Users/{u}": u for u in (user_name, *other_users)}
+        self.directories: set[str] = {"/Workspace", "/Workspace/Users", *self.homes}
         self.jobs: dict[int, dict[str, Any]] = {}
         self.permissions: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1001)
@@ -183,11 +189,12 @@ class WorkspaceStandIn:
 
     # -- workspace files ------------------------------------------------------------------------
 
-    def _principal(self) -> dict[str, str]:
-        """How an ACL names the current identity: a service principal's userName is its UUID."""
-        if re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", self.user_name):
-            return {"service_principal_name": self.user_name}
-        return {"user_name": self.user_name}
+    @staticmethod
+    def _principal(user_name: str) -> dict[str, str]:
+        """How an ACL names an identity: a service principal's userName is its UUID."""
+        if re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", user_name):
+            return {"service_principal_name": user_name}
+        return {"user_name": user_name}
 
     def _get_status(self, request: Recorded) -> Reply:
         path = request.query.get("path", [""])[0]
@@ -266,9 +273,15 @@ class WorkspaceStandIn:
 
     # -- permissions ----------------------------------------------------------------------------
 
-    def _owner_acl(self) -> list[dict[str, Any]]:
-        """A folder's ACL before anyone sets one: its owner manages it, as in a home folder."""
-        owner = self._principal() | {
+    def _owner_acl(self, object_id: int) -> list[dict[str, Any]]:
+        """A folder's ACL before anyone sets one: the owner of the home folder it is in manages
+        it (the current user, for a folder in no home)."""
+        path = next((p for p, i in self._object_ids.items() if i == object_id), "")
+        owner_name = next(
+            (u for home, u in self.homes.items() if f"{path}/".startswith(f"{home}/")),
+            self.user_name,
+        )
+        owner = self._principal(owner_name) | {
             "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": False}]
         }
         admins = {
@@ -280,7 +293,7 @@ class WorkspaceStandIn:
     def _get_permissions(self, _request: Recorded, kind: str, object_id: str) -> Reply:
         acl = self.permissions.get((kind, int(object_id)))
         if acl is None:
-            acl = self._owner_acl() if kind == "directories" else []
+            acl = self._owner_acl(int(object_id)) if kind == "directories" else []
         return Reply(body={"object_id": f"/{kind}/{object_id}", "access_control_list": acl})
 
     def _set_permissions(self, request: Recorded, kind: str, object_id: str) -> Reply:
