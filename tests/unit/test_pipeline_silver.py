@@ -101,6 +101,7 @@ V2_EVENT = avro(PRODUCT_V2, event(2, size="XL", color="red"))
 V3_EVENT = avro(PRODUCT_V3, event(3, size="S", color="blue", price=Decimal("9.99")))
 TRUNCATED = avro(PRODUCT_V2, event(6, size="L", color="red"))[:7]
 
+
 def _invalid_utf8_event() -> bytes:
     """A v1 record whose ``type`` string holds the bytes ff fe (not UTF-8)."""
     good = avro(PRODUCT_V1, event(7, type="ab"))
@@ -205,7 +206,7 @@ def test_a_batch_with_no_known_schema_quarantines_everything(spark: SparkSession
 def test_reader_older_than_a_writer_drops_the_newer_fields(spark: SparkSession) -> None:
     frame = bronze_frame(spark, [wire.frame_confluent(12, V2_EVENT)])
     rows = silver.silver_rows(decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1).collect()
-    assert [r.asDict() for r in rows][0]["eventId"] == "e2"
+    assert [r.eventId for r in rows] == ["e2"]
     assert "size" not in rows[0].asDict()
 
 
@@ -230,3 +231,49 @@ def test_inflate_caps_the_inflated_size() -> None:
     assert silver._inflate(zlib.compress(b"\x00" * (silver.MAX_INFLATED_BYTES + 1))) is None
     assert silver._inflate(zlib.compress(b"abc")[:-2]) is None  # cut short
     assert silver._inflate(b"nope") is None
+
+
+def test_bronze_reads_confluent_header_and_guid_framings_like_wire_parse(
+    spark: SparkSession,
+) -> None:
+    from confluent_kafka.schema_registry.common.serde import SchemaId
+
+    guid = "6f1d2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+    body = avro(PRODUCT_V1, event(1))
+    cases = [
+        (body, [(wire.VALUE_SCHEMA_ID_HEADER, SchemaId("AVRO", schema_id=11).id_to_bytes())]),
+        (body, [(wire.VALUE_SCHEMA_ID_HEADER, SchemaId("AVRO", guid=guid).guid_to_bytes())]),
+        (SchemaId("AVRO", guid=guid).guid_to_bytes() + body, None),
+        (wire.frame_confluent(11, body), [("unrelated", b"1")]),
+        (wire.frame_confluent(11, body), [(wire.VALUE_SCHEMA_ID_HEADER, b"\x00\x01")]),
+    ]
+    rows = [
+        Row(key=None, value=v, topic="t", partition=0, offset=i, timestamp=None,
+            timestampType=0, headers=h)
+        for i, (v, h) in enumerate(cases)
+    ]  # fmt: skip
+    schema = (
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
+        "timestampType int, headers array<struct<key:string,value:binary>>"
+    )
+    frame = bronze.to_bronze(spark.createDataFrame(rows, schema)).orderBy("offset").collect()
+    expected = []
+    for value, headers in cases:
+        try:
+            parsed = wire.parse(value, headers)
+            expected.append((parsed.wire_format.value, parsed.schema_ref))
+        except Exception:
+            expected.append(("unknown", None))
+    assert [(r.wire_format, r.schema_ref) for r in frame] == expected
+    assert expected[:3] == [
+        ("confluent-header", "11"),
+        ("confluent-header", f"guid:{guid}"),
+        ("confluent-guid", f"guid:{guid}"),
+    ]
+    decoded = decode(
+        bronze.to_bronze(spark.createDataFrame(rows, schema)),
+        silver.BatchSchemas(V1, {"11": V1}),
+    )
+    got = {r.offset: r.quarantine_reason for r in decoded.collect()}
+    assert got[0] is None and got[3] is None  # header id and classic prefix both decode
+    assert got[4] == "malformed __value_schema_id header"

@@ -123,3 +123,53 @@ def test_corrupt_zlib_body_raises() -> None:
     data = b"\x03\x05" + bytes(16) + b"not zlib"
     with pytest.raises(SerializationError, match=r"^corrupt zlib body in a Glue record: "):
         wire.parse(data)
+
+
+def _confluent_guid_serializer_bytes(schema_id_serializer) -> tuple[bytes, list, object]:
+    """A v3 event through confluent-kafka's ``AvroSerializer`` with the given schema-id
+    serializer, over the in-process ``mock://`` registry (which assigns GUIDs)."""
+    from confluent_kafka.schema_registry import Schema as SRSchema
+
+    client = ConfluentClient.new_client({"url": "mock://wire-guid"})
+    version, event = _events()[-1]
+    client.register_schema(f"{TOPIC}-value", SRSchema(version.text, "AVRO"))
+    serializer = AvroSerializer(
+        client,
+        version.text,
+        conf={"auto.register.schemas": False, "use.latest.version": True,
+              "schema.id.serializer": schema_id_serializer},
+    )  # fmt: skip
+    headers: list = []
+    data = serializer(event, SerializationContext(TOPIC, MessageField.VALUE, headers))
+    registered = client.lookup_schema(f"{TOPIC}-value", SRSchema(version.text, "AVRO"))
+    return data, headers, registered
+
+
+def test_confluent_header_schema_id_is_read_from_the_record_header() -> None:
+    from confluent_kafka.schema_registry import header_schema_id_serializer
+
+    data, headers, registered = _confluent_guid_serializer_bytes(header_schema_id_serializer)
+    assert [key for key, _ in headers] == [wire.VALUE_SCHEMA_ID_HEADER]
+    frame = wire.parse(data, headers)
+    assert frame == wire.Frame(
+        wire.WireFormat.CONFLUENT_HEADER, f"guid:{registered.guid}", data
+    )  # the value is the untouched Avro body
+    assert wire.WireFormat.CONFLUENT_HEADER.flavor is wire.WireFormat.CONFLUENT
+
+
+def test_confluent_header_with_an_int_id_and_guid_prefix() -> None:
+    from confluent_kafka.schema_registry.common.serde import SchemaId
+
+    body = b"\x02ab"
+    by_id = SchemaId("AVRO", schema_id=258).id_to_bytes()
+    assert wire.parse(body, [("other", b"x"), (wire.VALUE_SCHEMA_ID_HEADER, by_id)]) == (
+        wire.Frame(wire.WireFormat.CONFLUENT_HEADER, "258", body)
+    )
+    guid = "6f1d2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+    prefixed = SchemaId("AVRO", guid=guid).guid_to_bytes() + body
+    assert wire.parse(prefixed) == wire.Frame(wire.WireFormat.CONFLUENT_GUID, f"guid:{guid}", body)
+
+
+def test_a_malformed_schema_id_header_is_not_a_frame() -> None:
+    with pytest.raises(SerializationError, match=r"^malformed __value_schema_id header$"):
+        wire.parse(b"\x00\x00\x00\x00\x01ab", [(wire.VALUE_SCHEMA_ID_HEADER, b"\x07\x00")])

@@ -28,11 +28,11 @@ BRONZE_COLUMNS = (
 
 def to_bronze(kafka_records: DataFrame) -> DataFrame:
     """Add ``wire_format``, ``schema_ref`` and ``ingested_at`` to the Kafka source's columns."""
-    value = F.col("value")
-    wire_format = wire.spark_wire_format(value)
+    value, headers = F.col("value"), F.col("headers")
+    wire_format = wire.spark_wire_format(value, headers)
     return (
         kafka_records.withColumn("wire_format", wire_format)
-        .withColumn("schema_ref", wire.spark_schema_ref(value, F.col("wire_format")))
+        .withColumn("schema_ref", wire.spark_schema_ref(value, F.col("wire_format"), headers))
         .withColumn("ingested_at", F.current_timestamp())
         .select(*BRONZE_COLUMNS)
     )

@@ -259,11 +259,16 @@ def _reason(
     reason = (
         F.when(F.col("value").isNull(), F.lit("null value"))
         .when(
+            (wire_format == wire.WireFormat.UNKNOWN.value)
+            & wire.spark_value_schema_id_header(F.col("headers")).isNotNull(),
+            F.lit(f"malformed {wire.VALUE_SCHEMA_ID_HEADER} header"),
+        )
+        .when(
             wire_format == wire.WireFormat.UNKNOWN.value,
             F.concat(F.lit("unknown wire format: first byte 0x"), first_byte),
         )
         .when(
-            wire_format != expected,
+            wire.spark_flavor(wire_format) != expected,
             F.concat(wire_format, F.lit(f" framing on a {expected} topic: schema ref "), ref),
         )
     )

@@ -194,7 +194,7 @@ class SilverBatch:
 
     def decode(self, bronze: DataFrame, reader: RegisteredSchema) -> DataFrame:
         refs, has_compressed = _ref_stats(bronze)
-        ours = [ref for ref, framing in refs if framing == self.wire_format.value]
+        ours = [ref for ref, framing in refs if wire.WireFormat(framing).flavor is self.wire_format]
         schemas = self.resolver.for_batch(reader, ours, self.wire_format)
         return silver.decode(
             bronze, schemas, sentinel=silver.new_sentinel(), has_compressed=has_compressed

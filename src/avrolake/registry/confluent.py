@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import TypeVar
+from uuid import UUID
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -34,7 +35,7 @@ from avrolake.errors import (
 from avrolake.registry import RegisteredSchema
 from avrolake.schemas import normalize_mode
 from avrolake.settings import RegistrySettings
-from avrolake.wire import WireFormat
+from avrolake.wire import GUID_REF_PREFIX, WireFormat
 
 REQUEST_TIMEOUT_S = 10
 MAX_RETRIES = 2
@@ -115,6 +116,8 @@ class ConfluentRegistry:
             cached = self._by_ref.get((ref, subject))
         if cached is not None:
             return cached
+        if ref.startswith(GUID_REF_PREFIX):
+            return self._by_guid(ref, subject)
         # Any bytes can arrive on a topic: a ref that cannot be an id is "not found", so its
         # record is quarantined instead of failing the batch.
         if not ref.isdigit() or int(ref) >= 2**31:
@@ -131,6 +134,26 @@ class ConfluentRegistry:
             raise SchemaNotFoundError(f"schema id {ref} is not registered under {subject}")
         version = ours[0].version
         registered = RegisteredSchema(ref, int(version or 0), schema.schema_str or "")
+        with self._lock:
+            self._by_ref[(ref, subject)] = registered
+        return registered
+
+    def _by_guid(self, ref: str, subject: str | None) -> RegisteredSchema:
+        """A ``guid:<uuid>`` ref (magic-1 framings): the schema by GUID, and its version under
+        ``subject`` by looking the schema up there (which also proves it is this topic's)."""
+        try:
+            guid = str(UUID(ref.removeprefix(GUID_REF_PREFIX)))
+        except ValueError:
+            raise SchemaNotFoundError(f"{ref!r} is not a schema GUID") from None
+        schema = self._call(f"get schema GUID {guid}", lambda: self.client.get_schema_by_guid(guid))
+        version = 0
+        if subject is not None:
+            found = self._call(
+                f"find schema GUID {guid} under {subject}",
+                lambda: self.client.lookup_schema(subject, schema, deleted=True),
+            )
+            version = int(found.version or 0)
+        registered = RegisteredSchema(ref, version, schema.schema_str or "")
         with self._lock:
             self._by_ref[(ref, subject)] = registered
         return registered
