@@ -11,6 +11,7 @@ registry's reason.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -175,7 +176,7 @@ class ConfluentRegistry:
         for number in sorted(numbers):
             found = self._call(
                 f"get version {number} of {subject}",
-                lambda number=number: self.client.get_version(subject, number),
+                functools.partial(self.client.get_version, subject, number),
             )
             result.append(
                 self._remember(found.schema_id, found.version, found.schema.schema_str, subject)

@@ -13,6 +13,7 @@ becomes ``SchemaError``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -162,8 +163,10 @@ class GlueRegistry:
         for number in range(1, int(schema["LatestSchemaVersion"]) + 1):
             response = self._call(
                 f"get version {number} of schema {topic}",
-                lambda number=number: self.glue.get_schema_version(
-                    SchemaId=self._schema_id(topic), SchemaVersionNumber={"VersionNumber": number}
+                functools.partial(
+                    self.glue.get_schema_version,
+                    SchemaId=self._schema_id(topic),
+                    SchemaVersionNumber={"VersionNumber": number},
                 ),
             )
             result.append(self._remember(response))
