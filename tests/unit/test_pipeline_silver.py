@@ -277,3 +277,52 @@ def test_bronze_reads_confluent_header_and_guid_framings_like_wire_parse(
     got = {r.offset: r.quarantine_reason for r in decoded.collect()}
     assert got[0] is None and got[3] is None  # header id and classic prefix both decode
     assert got[4] == "malformed __value_schema_id header"
+
+
+def test_an_empty_value_and_bytes_after_a_zlib_stream_get_their_reasons(
+    spark: SparkSession,
+) -> None:
+    """Found by tests/integration/test_hostile.py: Spark's hex of an empty value is "" (not NULL),
+    and bytes after a complete zlib stream were dropped silently, the record kept as good."""
+    import zlib
+
+    after_stream = wire.frame_glue(GLUE_V2.ref, V2_EVENT, compress=True) + b"\x00junk"
+    assert silver._inflate(zlib.compress(V2_EVENT) + b"\x00junk") is None
+    schemas = silver.BatchSchemas(V2, {GLUE_V2.ref: GLUE_V2}, wire.WireFormat.GLUE)
+    decoded = decode(bronze_frame(spark, [b"", after_stream]), schemas, has_compressed=True)
+    assert [r.reason for r in silver.quarantine_rows(decoded).orderBy("offset").collect()] == [
+        "unknown wire format: first byte 0x(empty)",
+        f"corrupt or oversized compressed body for schema ref {GLUE_V2.ref}",
+    ]
+
+
+def test_events_at_the_first_and_last_representable_second_merge_once(
+    spark: SparkSession, tmp_path
+) -> None:
+    """Found by tests/integration/test_hostile.py: the dedupe MERGE's window literals failed for
+    year 1 (strftime writes "1-01-01") and for the last minute of 9999 (its end is year 10000),
+    failing the batch again on every restart."""
+    from pyspark.sql import functions as F
+
+    from avrolake.pipeline import silver_io
+    from avrolake.pipeline.tables import TableRef
+
+    values = [
+        wire.frame_confluent(11, avro(PRODUCT_V1, event(1, timestamp=silver.MIN_EVENT_SECONDS))),
+        wire.frame_confluent(11, avro(PRODUCT_V1, event(2, timestamp=silver.MAX_EVENT_SECONDS))),
+    ]
+    rows = silver.silver_rows(
+        decode(bronze_frame(spark, values), silver.BatchSchemas(V1, {"11": V1})), V1
+    )
+    table = TableRef(path=str(tmp_path / "silver"))
+    silver_io._create(table, rows, V1)
+    for _ in range(2):  # the second MERGE is a replay: it must find both and insert nothing
+        silver_io.merge_silver(table, rows)
+    # event_time as seconds: PySpark cannot collect year 1 as a local datetime
+    got = table.read(spark).select(
+        "eventId", F.unix_seconds("event_time"), F.col("event_date").cast("string")
+    )
+    assert [tuple(r) for r in got.orderBy("timestamp").collect()] == [
+        ("e1", silver.MIN_EVENT_SECONDS, "0001-01-01"),
+        ("e2", silver.MAX_EVENT_SECONDS, "9999-12-31"),
+    ]

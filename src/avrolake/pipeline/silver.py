@@ -141,8 +141,9 @@ def fingerprint(reader: RegisteredSchema) -> str:
 
 
 def _inflate(body: bytes | None) -> bytes | None:
-    """zlib bodies of compressed Glue records; Spark has no zlib expression. A corrupt body, or
-    one inflating past ``MAX_INFLATED_BYTES``, becomes NULL: the decoder turns it into a reason."""
+    """zlib bodies of compressed Glue records; Spark has no zlib expression. A corrupt body, one
+    inflating past ``MAX_INFLATED_BYTES`` or one with bytes after its zlib stream becomes NULL:
+    the decoder turns it into a reason."""
     if body is None:
         return None
     inflater = zlib.decompressobj()
@@ -150,7 +151,8 @@ def _inflate(body: bytes | None) -> bytes | None:
         out = inflater.decompress(body, MAX_INFLATED_BYTES)
     except zlib.error:
         return None
-    if inflater.unconsumed_tail or not inflater.eof:  # too big, or cut short
+    # too big, cut short, or bytes after the zlib stream (not part of any record)
+    if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
         return None
     return out
 
@@ -254,7 +256,10 @@ def _reason(
 ) -> Column:
     ref = F.col("schema_ref")
     wire_format = F.col("wire_format")
-    first_byte = F.coalesce(F.hex(F.substring("value", 1, 1)), F.lit("(empty)"))
+    # hex of an empty value is "", not NULL
+    first_byte = F.when(F.length("value") == 0, F.lit("(empty)")).otherwise(
+        F.hex(F.substring("value", 1, 1))
+    )
     expected = schemas.wire_format.value
     reason = (
         F.when(F.col("value").isNull(), F.lit("null value"))

@@ -43,6 +43,7 @@ CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
 STATS_PROPERTY = "delta.dataSkippingStatsColumns"
 _WINDOW, _WINDOW_SECONDS = "MINUTE", 60  # granularity of the ranges the dedupe MERGE reads
 _MAX_WINDOWS = 240
+_LAST_SECOND = silver.MAX_EVENT_SECONDS  # 9999-12-31 23:59:59, the last event time silver takes
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,17 @@ def _create(table: TableRef, rows: DataFrame, reader: RegisteredSchema) -> None:
 
 
 def _utc_literal(epoch_seconds: int) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
-    return f"TIMESTAMP'{moment.strftime('%Y-%m-%d %H:%M:%S')}Z'"
+    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).replace(tzinfo=None)
+    # isoformat pads the year to four digits (strftime's %Y writes year 1 as "1")
+    return f"TIMESTAMP'{moment.isoformat(sep=' ')}Z'"
+
+
+def _window(start: int) -> str:
+    """``t.event_time`` within the window starting at ``start``. The last minute of 9999 has no
+    end a literal can name (a Python datetime stops at 9999), and needs none: nothing is later."""
+    end = start + _WINDOW_SECONDS
+    upper = f" AND t.event_time < {_utc_literal(end)}" if end <= _LAST_SECOND else ""
+    return f"(t.event_time >= {_utc_literal(start)}{upper})"
 
 
 def merge_silver(table: TableRef, rows: DataFrame) -> None:
@@ -129,11 +139,7 @@ def merge_silver(table: TableRef, rows: DataFrame) -> None:
     date_list = ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
     condition = f"t.{PARTITION_COLUMN} IN ({date_list})"
     if len(found) <= _MAX_WINDOWS:  # beyond that (a backfill of old data) the dates suffice
-        ranges = " OR ".join(
-            f"(t.event_time >= {_utc_literal(r.start)} AND "
-            f"t.event_time < {_utc_literal(r.start + _WINDOW_SECONDS)})"
-            for r in sorted(found, key=lambda r: r.start)
-        )
+        ranges = " OR ".join(_window(r.start) for r in sorted(found, key=lambda r: r.start))
         condition += f" AND ({ranges})"
     condition += (
         f" AND t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN} AND t.event_time = s.event_time"

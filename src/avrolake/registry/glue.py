@@ -22,7 +22,6 @@ from uuid import UUID
 import boto3
 import botocore.exceptions
 from aws_schema_registry import SchemaRegistryClient, SchemaRegistryException
-from aws_schema_registry.client import schema_name_from_arn
 from botocore.config import Config
 
 from avrolake.errors import (
@@ -48,6 +47,16 @@ T = TypeVar("T")
 _TRANSIENT_CODES = frozenset(
     {"ThrottlingException", "InternalServiceException", "OperationTimeoutException"}
 )
+
+
+# A version being deleted still describes the records written with it (as Confluent's soft-deleted
+# versions do); PENDING or FAILURE versions (failed a compatibility check) were never in use.
+_READABLE_STATUSES = frozenset({"AVAILABLE", "DELETING"})
+
+
+def _owner(schema_arn: str) -> str:
+    """``<registry>/<schema>`` of a schema ARN (``arn:aws:glue:…:schema/<registry>/<schema>``)."""
+    return schema_arn.split(":schema/", 1)[-1]
 
 
 def glue_client(settings: RegistrySettings) -> Any:
@@ -128,19 +137,22 @@ class GlueRegistry:
                 version_id = UUID(ref)
             except ValueError:  # any bytes can arrive on a topic: quarantine, do not fail
                 raise SchemaNotFoundError(f"{ref!r} is not a Glue schema-version UUID") from None
-            found = self._call(
-                f"get schema version {ref}", lambda: self.client.get_schema_version(version_id)
+            # The raw API, not the library's: its answer drops the ARN, which names the registry.
+            response = self._call(
+                f"get schema version {ref}",
+                lambda: self.glue.get_schema_version(SchemaVersionId=str(version_id)),
             )
-            registered = RegisteredSchema(
-                str(found.version_id), found.version_number, found.definition
-            )
-            cached = (registered, found.schema_name)
-            with self._lock:
-                self._by_ref[ref] = cached
+            if response.get("Status") not in _READABLE_STATUSES:
+                raise SchemaNotFoundError(
+                    f"schema version {ref} is {response.get('Status')}, not AVAILABLE"
+                )
+            registered = self._remember(response)
+            cached = (registered, _owner(response["SchemaArn"]))
         registered, owner = cached
-        if topic is not None and owner != schema_name(topic):
+        ours = f"{self.registry_name}/{schema_name(topic)}" if topic is not None else owner
+        if owner != ours:  # another topic's schema, or the same name in another registry
             raise SchemaNotFoundError(
-                f"schema version {ref} belongs to Glue schema {owner}, not {schema_name(topic)}"
+                f"schema version {ref} belongs to Glue schema {owner}, not {ours}"
             )
         return registered
 
@@ -222,9 +234,8 @@ class GlueRegistry:
             int(response["VersionNumber"]),
             response["SchemaDefinition"],
         )
-        owner = schema_name_from_arn(response["SchemaArn"])
         with self._lock:
-            self._by_ref.setdefault(registered.ref, (registered, owner))
+            self._by_ref.setdefault(registered.ref, (registered, _owner(response["SchemaArn"])))
         return registered
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
