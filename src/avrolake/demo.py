@@ -25,7 +25,8 @@ from pyspark.sql.streaming import StreamingQuery
 from avrolake import report, wire
 from avrolake.connection import producer_config
 from avrolake.errors import PipelineError
-from avrolake.pipeline.runners import run_gold, run_ingest, run_silver
+from avrolake.pipeline.gold_io import run_gold
+from avrolake.pipeline.runners import run_ingest, run_silver
 from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import CONTINUOUS, TriggerSettings
 from avrolake.producer.mix import parse_mix
@@ -222,7 +223,7 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
     finally:
         for query in reversed(queries):
             query.stop()
-    run_gold(spark, tables, TriggerSettings()).awaitTermination()
+    run_gold(spark, tables, TriggerSettings())
     return summarize(spark, tables, result, options)
 
 

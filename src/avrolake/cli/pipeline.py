@@ -118,11 +118,50 @@ def silver_command(args: argparse.Namespace) -> int:
 
 
 def gold_command(args: argparse.Namespace) -> int:
-    from avrolake.pipeline.runners import run_gold
+    """Gold is a batch update, once or every ``--interval`` (not a stream): SIGTERM/SIGINT let the
+    update under way finish and then end the command normally. Stopping anywhere loses nothing,
+    since gold records its progress in its own commit."""
+    import signal
+    import threading
+
+    from avrolake.pipeline.gold_io import parse_interval, run_gold
     from avrolake.spark import build_session
 
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
-    with spark_errors("gold"):
-        spark = build_session("avrolake-gold")
-        return await_query(run_gold(spark, locations, trigger))
+    parse_interval(trigger.interval)  # a bad --interval is one line before Spark starts
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()  # only this: no py4j call and no logging inside a signal handler
+
+    def catch_signals() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if on_main_thread:  # Python installs handlers only there (an embedding runner: none)
+            catch_signals()  # from here: a signal during Spark's start-up is kept, not fatal
+        with spark_errors("gold"):
+            spark = build_session("avrolake-gold")
+            if on_main_thread:
+                catch_signals()  # again: starting a SparkContext installs its own SIGINT handler
+            if not stop.is_set():
+                try:
+                    run_gold(spark, locations, trigger, stop=stop)
+                except Exception:
+                    # A SIGTERM to the whole process group (`timeout`, some supervisors) stops
+                    # Spark's JVM too, under the update: the stop was asked for, and an update cut
+                    # short leaves gold as of its last commit, which holds its own progress.
+                    if not stop.is_set():
+                        raise
+                    log.info("gold: Spark stopped under the update; gold is as of its last commit")
+    finally:
+        if on_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if stop.is_set():
+        log.info("gold stopped on request")
+    return 0

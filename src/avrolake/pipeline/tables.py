@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STAGES = ("bronze", "silver", "quarantine", "gold")
+# Every table of a deployment: the stages' tables and gold's key table (gold's own state, the
+# distinct (group, productId) pairs that keep its distinct counts exact; see pipeline.gold).
+TABLES = (*STAGES, "gold_keys")
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,13 @@ class TableRef:
 
 @dataclass(frozen=True)
 class TableLocations:
-    """The four tables and the checkpoint root of one deployment."""
+    """The tables and the checkpoint root of one deployment."""
 
     bronze: TableRef
     silver: TableRef
     quarantine: TableRef
     gold: TableRef
+    gold_keys: TableRef
     checkpoint_root: str
 
     def checkpoint(self, stage: str) -> str:
@@ -89,7 +93,7 @@ class TableLocations:
         for option, value in (("--catalog", catalog), ("--schema", schema)):
             if not _IDENTIFIER.match(value):
                 raise ConfigError(f"{option} {value!r} is not a valid identifier")
-        refs = {stage: TableRef(name=f"{catalog}.{schema}.{stage}") for stage in STAGES}
+        refs = {table: TableRef(name=f"{catalog}.{schema}.{table}") for table in TABLES}
         return cls(**refs, checkpoint_root=checkpoint_root)
 
     @classmethod
@@ -97,7 +101,7 @@ class TableLocations:
         cls, warehouse: str | Path, checkpoint_root: str | None = None
     ) -> TableLocations:
         root = Path(warehouse).absolute()
-        refs = {stage: TableRef(path=str(root / stage)) for stage in STAGES}
+        refs = {table: TableRef(path=str(root / table)) for table in TABLES}
         return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
 
 
