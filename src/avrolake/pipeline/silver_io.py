@@ -154,10 +154,14 @@ def merge_silver(table: TableRef, rows: DataFrame) -> None:
     )
 
 
-def merge_quarantine(table: TableRef, rows: DataFrame) -> None:
-    """Insert bad records by Kafka coordinates, so a replayed batch adds no second copy."""
+def _create_quarantine(table: TableRef, rows: DataFrame) -> None:
     if not table.exists(rows.sparkSession):
         _save(rows.limit(0).write.format("delta"), table)
+
+
+def merge_quarantine(table: TableRef, rows: DataFrame) -> None:
+    """Insert bad records by Kafka coordinates, so a replayed batch adds no second copy."""
+    _create_quarantine(table, rows)
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in silver.COORDINATES)
     (
         table.delta(rows.sparkSession)
@@ -253,6 +257,9 @@ class SilverBatch:
                 rows = silver.silver_rows(decoded, reader)
                 if not self.locations.silver.exists(spark):
                     _create(self.locations.silver, rows, reader)
+                    # the quarantine exists from the first batch on, empty or not, so readers
+                    # (and replays) never meet a missing table
+                    _create_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
                 merge_silver(self.locations.silver, rows)
                 if bad:  # most batches have none: no MERGE, no commit on the quarantine
                     merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
