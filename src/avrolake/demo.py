@@ -240,7 +240,8 @@ def summarize(
     }
     quarantine = tables.quarantine.read(spark).groupBy("reason").count().collect()
     result.quarantine_reasons = {r.reason: int(r["count"]) for r in quarantine}
-    result.gold_events = int(gold.agg(F.sum("events")).first()[0] or 0)
+    total = gold.agg(F.sum("events")).first()
+    result.gold_events = int((total[0] if total else 0) or 0)
     gold.orderBy("event_date", "type", "color", "size").show(200, truncate=False)
     result.chart = report.draw(
         report.gold_breakdowns(gold),

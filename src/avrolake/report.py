@@ -30,8 +30,8 @@ def versions_over_time(
     from pyspark.sql import functions as F
 
     seconds = F.unix_timestamp("kafka_timestamp")
-    start, end = silver.agg(F.min(seconds), F.max(seconds)).first()
-    start, end = start or 0, end or 0
+    bounds = silver.agg(F.min(seconds), F.max(seconds)).first()
+    start, end = (bounds[0] or 0, bounds[1] or 0) if bounds else (0, 0)
     bucket_seconds = max(1, (end - start + buckets - 1) // buckets)
     rows = (
         silver.select(
@@ -65,11 +65,11 @@ def draw(
         axis.set_title(f"events per {key}")
         axis.tick_params(axis="x", rotation=30)
     timeline = axes[3]
-    versions, width = versions
-    buckets = sorted({t for series in versions.values() for t in series})
+    series_by_version, width = versions
+    buckets = sorted({t for series in series_by_version.values() for t in series})
     bottom = [0] * len(buckets)
-    for version in sorted(versions):
-        heights = [versions[version].get(t, 0) for t in buckets]
+    for version in sorted(series_by_version):
+        heights = [series_by_version[version].get(t, 0) for t in buckets]
         timeline.bar(buckets, heights, bottom=bottom, width=width * 0.9, align="edge",
                      label=f"v{version}")  # fmt: skip
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]

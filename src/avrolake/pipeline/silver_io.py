@@ -57,7 +57,8 @@ def recorded_reader(spark: SparkSession, table: TableRef) -> RecordedReader | No
     avrolake recorded it: then the next batch rewrites it)."""
     if not table.exists(spark):
         return None
-    properties = table.delta(spark).detail().first().properties or {}
+    detail = table.delta(spark).detail().first()
+    properties = (detail.properties if detail else None) or {}
     raw = properties.get(READER_PROPERTY)
     if not raw:
         return None
@@ -91,7 +92,7 @@ def _create(table: TableRef, rows: DataFrame, reader: RegisteredSchema) -> None:
     from delta.tables import DeltaTable
 
     builder = DeltaTable.createIfNotExists(rows.sparkSession)
-    builder = builder.tableName(table.name) if table.name else builder.location(table.path)
+    builder = builder.tableName(table.name) if table.name else builder.location(str(table.path))
     (
         builder.addColumns(rows.schema)
         .partitionedBy(PARTITION_COLUMN)

@@ -47,6 +47,7 @@ class TableRef:
 
         if self.name:
             return bool(spark.catalog.tableExists(self.name))
+        assert self.path is not None  # exactly one of name and path is set
         return DeltaTable.isDeltaTable(spark, self.path)
 
     def delta(self, spark: SparkSession) -> DeltaTable:
@@ -54,6 +55,7 @@ class TableRef:
 
         if self.name:
             return DeltaTable.forName(spark, self.name)
+        assert self.path is not None
         return DeltaTable.forPath(spark, self.path)
 
     def read(self, spark: SparkSession) -> DataFrame:

@@ -80,7 +80,7 @@ def _confluent(
     ctx = SerializationContext(topic, MessageField.VALUE)
 
     def serialize(event: dict[str, Any]) -> bytes:
-        return serializer(event, ctx)  # type: ignore[return-value]
+        return serializer(event, ctx)
 
     return VersionSerializer(version.number, schema_ref, serialize)
 
