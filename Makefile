@@ -34,6 +34,7 @@ demo: $(SYNCED) jars
 test: $(SYNCED) jars databricks-cli actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 unit: $(SYNCED)

@@ -1,7 +1,5 @@
 """``python -m avrolake`` runs the ``avrolake`` console script."""
 
-import sys
-
 from avrolake.cli import main
 
-sys.exit(main())
+main()  # raises SystemExit with the exit code on failure

@@ -1,7 +1,7 @@
 """Smoke tests of the embedded stack, each part for real: Kafka, Apicurio, moto, Spark and Delta.
 
 Topic, subject and registry names carry a random suffix, so a reused stack never sees leftovers.
-The lifecycle test runs a second, private stack on free ports and its own state directory.
+The lifecycle tests run a second, private stack on free ports and its own state directory.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -276,6 +277,64 @@ def test_cli_lifecycle_of_a_private_stack(tmp_path: Path) -> None:
         assert list((state / "run").iterdir()) == []
     finally:  # a failed assertion must not leave three JVMs behind
         LocalStack(ports, state).down()
+
+
+def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, bytes]]:
+    """Every record of ``topic`` from the beginning (waits for ``expected`` of them, up to 60 s)."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": unique("smoke-group"),
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })  # fmt: skip
+    consumer.subscribe([topic])
+    received: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(received) < expected and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None:
+                assert message.error() is None, message.error()
+                received.append((message.key(), message.value()))
+        extra = consumer.poll(2.0)  # nothing beyond what was produced
+        assert extra is None, extra
+    finally:
+        consumer.close()
+    return received
+
+
+def test_up_after_a_broker_crash_keeps_its_records(tmp_path: Path) -> None:
+    """SIGKILL the broker of a private stack: `local up` restarts it alone, on its data."""
+    ports = LocalPorts(*free_ports(4))
+    state = tmp_path / "state"
+    env = _env(ports, state)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *CLI, "local", *args], env=env,
+                              capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+
+    stack = LocalStack(ports, state)
+    try:
+        assert cli("up").returncode == 0
+        topic = new_topic(stack.bootstrap_servers, partitions=3)
+        sent = [(f"k{i}".encode(), f"record {i}".encode()) for i in range(500)]
+        produce(stack.bootstrap_servers, topic, sent)
+        others = {s.name: s.pid for s in stack.status() if s.name != "kafka"}
+
+        broker = stack.running("kafka")
+        assert broker is not None
+        os.kill(broker.pid, signal.SIGKILL)  # no shutdown hook, no clean log close
+        deadline = time.monotonic() + 30
+        while start_time(broker.pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [s.health for s in stack.status()] == ["stopped", "healthy", "healthy"]
+
+        again = cli("up")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines()[0] == f"local stack up (started kafka); state: {state}"
+        assert {s.name: s.pid for s in stack.status() if s.name != "kafka"} == others
+        received = consume_all(stack.bootstrap_servers, topic, len(sent))
+        assert sorted(received) == sorted(sent)
+    finally:
+        stack.down()
 
 
 def test_the_last_holder_stops_what_holders_started(tmp_path: Path) -> None:

@@ -3,15 +3,24 @@ exit within seconds; a good run drains Kafka through every stage."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from avrolake.local import LocalStack
 from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.schemas import load_versions
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
 
@@ -24,6 +33,21 @@ def avrolake(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
         timeout=timeout,
         check=False,
     )
+
+
+A_FILE = Path(__file__)
+
+
+def _sysfs_mkdir_error() -> str:
+    """What the OS says to a mkdir in /sys: EPERM for root, EACCES for anyone else."""
+    try:
+        os.mkdir("/sys/avrolake")
+    except OSError as error:
+        return error.strerror
+    raise AssertionError("/sys accepted a directory")
+
+
+SYSFS_MKDIR = _sysfs_mkdir_error()
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -52,12 +76,47 @@ BAD_OPTIONS = [
         ["silver", "--catalog", "main", "--schema", "x-y", "--checkpoint-root", "/v"],
         "avrolake silver: --schema 'x-y' is not a valid identifier",
     ),
+    (
+        ["ingest", "--max-offsets-per-trigger", "0"],
+        "avrolake ingest: --max-offsets-per-trigger 0 must be at least 1 (or left out: no limit)",
+    ),
+    (
+        ["ingest", "--max-offsets-per-trigger", "-3"],
+        "avrolake ingest: --max-offsets-per-trigger -3 must be at least 1 (or left out: no limit)",
+    ),
+    (
+        ["ingest", "--max-offsets-per-trigger", "ten"],
+        "avrolake ingest: argument --max-offsets-per-trigger: invalid int value: 'ten' "
+        "(see avrolake ingest --help)",
+    ),
+    (  # this very file stands in for "a regular file where a directory should be"
+        ["ingest", "--warehouse-dir", f"{A_FILE}/warehouse"],
+        f"avrolake ingest: warehouse dir {A_FILE}/warehouse cannot be created: {A_FILE} is a "
+        "file, not a directory; choose a directory you can write with --warehouse-dir",
+    ),
+    (
+        ["silver", "--checkpoint-root", f"{A_FILE}/checkpoints"],
+        f"avrolake silver: checkpoint root {A_FILE}/checkpoints cannot be created: {A_FILE} is "
+        "a file, not a directory; choose a directory you can write with --checkpoint-root",
+    ),
+    (  # sysfs: read-only even to root, and tests may run as root
+        ["ingest", "--warehouse-dir", "/sys"],
+        "avrolake ingest: warehouse dir /sys is not writable: Permission denied; choose a "
+        "directory you can write with --warehouse-dir",
+    ),
+    (
+        ["silver", "--checkpoint-root", "/sys/avrolake"],
+        f"avrolake silver: checkpoint root /sys/avrolake cannot be created: {SYSFS_MKDIR}; "
+        "choose a directory you can write with --checkpoint-root",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "expected"), BAD_OPTIONS)
 def test_bad_options_fail_in_one_line(args: list[str], expected: str) -> None:
+    begin = time.monotonic()
     assert one_line_error(avrolake(*args, timeout=30)).startswith(expected)
+    assert time.monotonic() - begin < 15  # no Spark was started to find out
 
 
 def test_unreachable_broker_fails_fast(tmp_path: Path) -> None:
@@ -109,8 +168,6 @@ def test_gold_before_silver_names_the_missing_table(tmp_path: Path) -> None:
 
 def test_entry_points_drain_a_topic_through_every_stage(local_stack, spark, tmp_path: Path) -> None:
     """The commands the bundle's jobs run, end to end, as separate processes."""
-    from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
-
     topic = f"cli-{uuid.uuid4().hex[:8]}"
     connection = ConnectionSettings(
         kafka=KafkaSettings(local_stack.bootstrap_servers, topic),
@@ -133,3 +190,178 @@ def test_entry_points_drain_a_topic_through_every_stage(local_stack, spark, tmp_
     gold = spark.read.format("delta").load(str(tmp_path / "gold"))
     assert silver.count() == silver.select("eventId").distinct().count() == 500
     assert gold.groupBy().sum("events").first()[0] == 500
+
+
+def produce_events(stack: LocalStack, topic: str, count: int, seed: int, register: bool) -> int:
+    """``count`` events through the library serializers; returns how many the broker acked."""
+    connection = ConnectionSettings(
+        kafka=KafkaSettings(stack.bootstrap_servers, topic),
+        registry=RegistrySettings(Flavor.CONFLUENT, url=stack.confluent_registry_url),
+    )
+    options = ProduceOptions(count=count, seed=seed, progress=False, register=register)
+    summary = run_produce(connection, load_versions(SCHEMAS), options)
+    assert summary.failed == 0
+    return summary.sent
+
+
+# -- stopping a continuous stage ----------------------------------------------------------------
+
+RUNNING = re.compile(r" INFO avrolake\.cli\.stopping: avrolake-(ingest|silver) running; ")
+
+
+@dataclass(frozen=True)
+class Round:
+    """When both stages get which signal: while Spark starts (the JVM is up, the query is not),
+    ``moment`` seconds after the query started, or as soon as silver finished a batch (with data
+    flowing, the next one is under way: a foreachBatch call to let finish); to the process alone,
+    or to its whole process group (Ctrl-C in a terminal, `timeout`, some supervisors), which
+    reaches Spark's JVM too."""
+
+    moment: str | float
+    signum: signal.Signals = signal.SIGTERM
+    group: bool = False
+
+    def expected(self, stage: str) -> re.Pattern[str]:
+        name = self.signum.name
+        if self.moment == "start-up":
+            return re.compile(f"{name} received before the stream started: not starting it")
+        if self.group and self.signum == signal.SIGTERM:  # the JVM may end first
+            return re.compile(
+                f"({name} received: stopping avrolake-{stage}|"
+                f"Spark stopped under avrolake-{stage} with the {name})"
+            )
+        return re.compile(
+            f"{name} received: stopping avrolake-{stage}\n.*avrolake-{stage} stopped", re.DOTALL
+        )
+
+
+# Ingest and silver run side by side under a producer, so a signal finds each of them reading,
+# writing, in a foreachBatch call, or idle. Five SIGTERMs per stage, then a Ctrl-C.
+ROUNDS = [
+    Round("start-up"),
+    Round(0.0),
+    Round(1.0),
+    Round(2.5, group=True),
+    Round("after a silver batch"),
+    Round(1.5, signal.SIGINT, group=True),
+]
+
+
+class Producer(threading.Thread):
+    """Produces batches of events until stopped; ``sent`` counts what the broker acknowledged."""
+
+    def __init__(self, stack: LocalStack, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.topic = stack, topic
+        self.sent = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        seed = 1000
+        try:
+            while not self.done.is_set():
+                self.sent += produce_events(self.stack, self.topic, 40, seed, register=False)
+                seed += 1
+                time.sleep(0.2)
+        except BaseException as error:  # reported by the test thread
+            self.error = error
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join(60)
+        assert self.error is None, self.error
+        return self.sent
+
+
+class Stage:
+    """One continuous ``avrolake <stage>`` process, its stderr in a file."""
+
+    def __init__(self, name: str, topic: str, warehouse: Path, log: Path, *, session: bool) -> None:
+        self.name, self.log, self.warehouse = name, log, warehouse
+        self.silver_commits_at_start = self.silver_commits()
+        command = [sys.executable, "-m", "avrolake", name, "--topic", topic,
+                   "--warehouse-dir", str(warehouse), "--trigger", "continuous",
+                   "--interval", "1 second"]  # fmt: skip
+        with log.open("w") as err:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=err, start_new_session=session
+            )
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, ready: Callable[[], bool], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.stderr()
+            if ready():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.stderr()}")
+
+    def jvm_started(self) -> bool:
+        children = subprocess.run(["ps", "-o", "comm=", "--ppid", str(self.process.pid)],
+                                  capture_output=True, text=True, check=False).stdout  # fmt: skip
+        return "java" in children.split()
+
+    def running(self) -> bool:
+        return bool(RUNNING.search(self.stderr()))
+
+    def silver_commits(self) -> int:
+        """Commits of the silver table: each silver batch adds at least one."""
+        return len(list((self.warehouse / "silver" / "_delta_log").glob("*.json")))
+
+    def ready_for(self, moment: str | float) -> Callable[[], bool]:
+        if moment == "start-up":
+            return self.jvm_started
+        if moment == "after a silver batch" and self.name == "silver":
+            return lambda: self.silver_commits() > self.silver_commits_at_start
+        return self.running
+
+
+def test_signals_stop_continuous_stages_cleanly_and_restarts_resume(
+    local_stack, spark, tmp_path: Path
+) -> None:
+    """SIGTERM at varied moments (once to the whole process group), then a Ctrl-C: exit 0, no py4j
+    error, no trace; each restart resumes from the checkpoint, so bronze and silver end up
+    holding exactly what was produced, once."""
+    topic = f"sig-{uuid.uuid4().hex[:8]}"
+    produced = produce_events(local_stack, topic, 100, seed=1, register=True)
+    assert avrolake("ingest", "--topic", topic, "--warehouse-dir", str(tmp_path)).returncode == 0
+    producer = Producer(local_stack, topic)
+    producer.start()
+    try:
+        for index, round_ in enumerate(ROUNDS):
+            stages = [
+                Stage(name, topic, tmp_path, tmp_path / f"{name}-{index}.err", session=round_.group)
+                for name in ("ingest", "silver")
+            ]
+            for stage in stages:
+                stage.wait_for(stage.ready_for(round_.moment))
+            if isinstance(round_.moment, float):
+                time.sleep(round_.moment)
+            for stage in stages:
+                if round_.group:
+                    os.killpg(stage.process.pid, round_.signum)
+                else:
+                    stage.process.send_signal(round_.signum)
+            for stage in stages:
+                assert stage.process.wait(120) == 0, stage.stderr()
+                err = stage.stderr()
+                for marker in ("Traceback", "py4j", "Py4J", "Exception", "\tat "):
+                    assert marker not in err, f"{round_} {stage.name}:\n{err}"
+                assert round_.expected(stage.name).search(err), f"{round_} {stage.name}:\n{err}"
+    finally:
+        produced += producer.stop()
+
+    for stage in ("ingest", "silver"):  # drain what the last round left
+        result = avrolake(stage, "--topic", topic, "--warehouse-dir", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+    bronze = spark.read.format("delta").load(str(tmp_path / "bronze"))
+    silver = spark.read.format("delta").load(str(tmp_path / "silver"))
+    assert bronze.count() == bronze.select("partition", "offset").distinct().count() == produced
+    assert silver.count() == silver.select("eventId").distinct().count() == produced
+    assert not (tmp_path / "quarantine").exists() or (
+        spark.read.format("delta").load(str(tmp_path / "quarantine")).count() == 0
+    )

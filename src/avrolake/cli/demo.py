@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from avrolake.errors import ConfigError
+from avrolake.errors import ConfigError, PipelineError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,5 +69,9 @@ def demo_command(args: argparse.Namespace) -> int:
         f"({result.produced:,} events produced → in silver in {result.seconds:.1f} s)"
     )
     print(f"chart         {result.chart}")
-    ok = result.silver == result.produced and result.gold_events == result.produced
-    return 0 if ok else 1
+    if result.silver != result.produced or result.gold_events != result.produced:
+        raise PipelineError(
+            f"of {result.produced:,} events produced, silver holds {result.silver:,} and gold "
+            f"counts {result.gold_events:,}"
+        )
+    return 0

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
-from avrolake.errors import PipelineError
+from avrolake.cli.failures import quiet_spark_logs, spark_errors
+from avrolake.cli.stopping import StopRequest, await_query, stop_signals
+from avrolake.errors import ConfigError
 from avrolake.pipeline.tables import add_table_arguments, locations_from_args
 from avrolake.pipeline.triggers import add_trigger_arguments, trigger_from_args
 from avrolake.settings import add_connection_arguments, connection_from_args
 
-if TYPE_CHECKING:
-    from pyspark.sql.streaming import StreamingQuery
+# what every stage's command uses, here and in gold_command
+__all__ = ["await_query", "quiet_spark_logs", "register", "spark_errors", "stop_signals"]
 
+DEFAULT_OUTAGE_TIMEOUT_S = 600.0  # pipeline.batch_schemas' default, without importing Spark
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="earliest",
         help='earliest | latest | per-partition JSON, e.g. {"products": {"0": 42, "1": -2}}',
     )
-    ingest.add_argument("--max-offsets-per-trigger", type=int, help="rate limit per micro-batch")
+    ingest.add_argument(
+        "--max-offsets-per-trigger", type=int, help="rate limit per micro-batch (at least 1)"
+    )
     ingest.set_defaults(handler=ingest_command)
 
     silver = subparsers.add_parser(
@@ -39,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_connection_arguments(silver)
     add_table_arguments(silver)
     add_trigger_arguments(silver)
+    silver.add_argument(
+        "--registry-outage-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_OUTAGE_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long silver waits out an unreachable schema registry before failing "
+        "(default: %(default)s)",
+    )
     silver.set_defaults(handler=silver_command)
 
     gold = subparsers.add_parser("gold", help="aggregate silver into gold")
@@ -47,36 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gold.set_defaults(handler=gold_command)
 
 
-@contextmanager
-def spark_errors(stage: str) -> Iterator[None]:
-    """Spark's own failures (a missing catalog, a denied permission): one line, no JVM trace."""
-    from pyspark.errors import PySparkException
-
-    try:
-        yield
-    except PySparkException as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise PipelineError(f"{stage} failed: {first_line}") from None
-
-
-def await_query(query: StreamingQuery) -> int:
-    """Wait for the query; SIGTERM/SIGINT stop it cleanly at a batch boundary (the checkpoint
-    keeps the position, so the next run resumes exactly there)."""
-
-    def stop(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping %s", signal.Signals(signum).name, query.name)
-        query.stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        query.awaitTermination()
-    except Exception as error:  # StreamingQueryException: the cause's first line is the message
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise PipelineError(f"query {query.name} failed: {first_line}") from error
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+def check_max_offsets(value: int | None) -> int | None:
+    """Spark rejects 0 and negatives only when the stream starts, with a JVM trace."""
+    if value is not None and value < 1:
+        raise ConfigError(
+            f"--max-offsets-per-trigger {value} must be at least 1 (or left out: no limit)"
+        )
+    return value
 
 
 def ingest_command(args: argparse.Namespace) -> int:
@@ -88,19 +74,39 @@ def ingest_command(args: argparse.Namespace) -> int:
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
     validate_starting_offsets(args.starting_offsets)
-    preflight.check_topic(connection.kafka)
-    with spark_errors("ingest"):
-        spark = build_session("avrolake-ingest")
-        return await_query(
-            run_ingest(
+    max_offsets = check_max_offsets(args.max_offsets_per_trigger)
+    # From here on a signal is recorded, not fatal: one during the preflight or Spark's start-up
+    # ends the command with 0 before the stream starts, or stops the stream once it has.
+    with stop_signals() as stop:
+        preflight.check_topic(connection.kafka)
+        if _stopped_before_start(stop):
+            return 0
+        with spark_errors("ingest", stop):
+            spark = build_session("avrolake-ingest")
+            stop.install()  # the new SparkContext took SIGINT over
+            quiet_spark_logs(spark, verbose=args.verbose)
+            if _stopped_before_start(stop):  # Spark's start-up takes seconds
+                return 0
+            query = run_ingest(
                 spark,
                 connection,
                 locations,
                 trigger,
                 starting_offsets=args.starting_offsets,
-                max_offsets_per_trigger=args.max_offsets_per_trigger,
+                max_offsets_per_trigger=max_offsets,
             )
-        )
+            return await_query(query, stop)
+        return 0  # spark_errors swallowed what a signal to the process group did to Spark
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
+    return seconds
 
 
 def silver_command(args: argparse.Namespace) -> int:
@@ -111,10 +117,32 @@ def silver_command(args: argparse.Namespace) -> int:
     connection = connection_from_args(args)
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
-    registry = preflight.check_registry(connection)
-    with spark_errors("silver"):
-        spark = build_session("avrolake-silver")
-        return await_query(run_silver(spark, connection, locations, trigger, registry=registry))
+    with stop_signals() as stop:  # see ingest_command
+        registry = preflight.check_registry(connection)
+        if _stopped_before_start(stop):
+            return 0
+        with spark_errors("silver", stop):
+            spark = build_session("avrolake-silver")
+            stop.install()  # the new SparkContext took SIGINT over
+            quiet_spark_logs(spark, verbose=args.verbose)
+            if _stopped_before_start(stop):  # Spark's start-up takes seconds
+                return 0
+            query = run_silver(
+                spark,
+                connection,
+                locations,
+                trigger,
+                registry=registry,
+                outage_timeout_s=args.registry_outage_timeout,
+            )
+            return await_query(query, stop)
+        return 0  # see ingest_command
+
+
+def _stopped_before_start(stop: StopRequest) -> bool:
+    if stop.requested:
+        log.info("%s received before the stream started: not starting it", stop.signal_name)
+    return stop.requested
 
 
 def gold_command(args: argparse.Namespace) -> int:
@@ -148,6 +176,7 @@ def gold_command(args: argparse.Namespace) -> int:
             spark = build_session("avrolake-gold")
             if on_main_thread:
                 catch_signals()  # again: starting a SparkContext installs its own SIGINT handler
+            quiet_spark_logs(spark, verbose=args.verbose)
             if not stop.is_set():
                 try:
                     run_gold(spark, locations, trigger, stop=stop)

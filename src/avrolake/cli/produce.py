@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from avrolake.connection import LIBRDKAFKA_LOGGER
-from avrolake.errors import ConfigError
+from avrolake.errors import ConfigError, KafkaError
 from avrolake.producer.mix import parse_mix
 from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.schemas import load_versions
@@ -80,4 +80,10 @@ def run(args: argparse.Namespace) -> int:
     summary = run_produce(settings, versions, options)
     for line in summary.lines():
         print(line)
-    return 0 if summary.failed == 0 else 1
+    if summary.failed:  # the summary above has the counts; the error line says it failed
+        cause = f": {summary.first_error}" if summary.first_error else ""
+        raise KafkaError(
+            f"{summary.failed} of {summary.sent + summary.failed} events were not acknowledged "
+            f"by {settings.kafka.bootstrap_servers}{cause}"
+        )
+    return 0

@@ -39,5 +39,6 @@ def service(ports: LocalPorts, home: Path) -> Service:
             "384m", *system_properties(ports.apicurio, home), "-jar", str(jars.apicurio_runner())
         ),
         probe=lambda: http_ok(f"{ports.confluent_registry_url}/subjects"),
+        state_in_memory=True,
         start_timeout=90.0,
     )

@@ -1,7 +1,9 @@
 """A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM).
 
-Every start formats fresh storage: Apicurio and moto keep their state in memory, so a broker that
-kept old topics would hold records whose schema ids no registry knows any more.
+Storage is formatted only when it is not formatted yet (no ``meta.properties`` in the log dir) or
+was formatted for other ports: a broker that crashed or was stopped restarts on its topics and
+records. The stack discards them (``discard_data``) when Apicurio and moto start afresh with it,
+because those keep their state in memory: the old records would name schema ids no registry knows.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 from avrolake.errors import LocalStackError
 from avrolake.local import jars
@@ -32,6 +35,8 @@ rootLogger.appenderRef.out.ref = out
 logger.config.name = org.apache.kafka.common.config.AbstractConfig
 logger.config.level = WARN
 """
+
+log = logging.getLogger(__name__)
 
 # librdkafka reports every refused connection while the broker boots; the probe only needs yes/no.
 _probe_log = logging.getLogger("avrolake.local.kafka.probe")
@@ -72,12 +77,35 @@ def _jvm(home: Path, max_heap: str, *args: str) -> list[str]:
     return java_command(max_heap, log4j, "-cp", jars.kafka_classpath(), *args)
 
 
+def data_dir(home: Path) -> Path:
+    return home / "data"
+
+
+def formatted(home: Path) -> bool:
+    """Whether the storage under ``home`` was formatted (KRaft writes ``meta.properties``)."""
+    return (data_dir(home) / "meta.properties").is_file()
+
+
+def discard_data(home: Path) -> None:
+    """Remove every topic and the cluster's metadata: the next start formats fresh storage."""
+    shutil.rmtree(data_dir(home), ignore_errors=True)
+
+
 def _prepare(ports: LocalPorts, home: Path) -> None:
-    data = home / "data"
-    shutil.rmtree(data, ignore_errors=True)
+    data = data_dir(home)
+    config = home / "server.properties"
+    properties = server_properties(ports, data)
     home.mkdir(parents=True, exist_ok=True)
-    (home / "server.properties").write_text(server_properties(ports, data))
     (home / "log4j2.properties").write_text(_LOG4J2)
+    # The controller's own address is part of the formatted metadata (--standalone): storage made
+    # for other ports is not reused.
+    if formatted(home) and config.is_file() and config.read_text() == properties:
+        log.info("kafka: restarting on its existing storage in %s", data)
+        return
+    if data.exists():
+        log.info("kafka: storage in %s is for other ports or half-formatted: formatting", data)
+    discard_data(home)
+    config.write_text(properties)
     command = _jvm(home, "256m", "kafka.tools.StorageTool", "format", "--standalone",
                    "-t", _cluster_id(), "-c", str(home / "server.properties"))  # fmt: skip
     try:
@@ -96,7 +124,8 @@ def ready(port: int) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": f"{HOST}:{port}", "logger": _probe_log})
+    probe_config: dict[str, Any] = {"bootstrap.servers": f"{HOST}:{port}", "logger": _probe_log}
+    admin = AdminClient(probe_config)
     try:
         return bool(admin.list_topics(timeout=2).brokers)
     except KafkaException:
@@ -113,6 +142,7 @@ def service(ports: LocalPorts, home: Path) -> Service:
         },
         home=home,
         prepare=lambda: _prepare(ports, home),
+        discard_data=lambda: discard_data(home),
         command=lambda: _jvm(home, "512m", "kafka.Kafka", str(home / "server.properties")),
         probe=lambda: ready(ports.kafka),
         start_timeout=60.0,

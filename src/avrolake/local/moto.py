@@ -28,5 +28,6 @@ def service(ports: LocalPorts, home: Path) -> Service:
         command=lambda: command(ports.moto),
         probe=lambda: http_ok(f"{ports.glue_endpoint_url}/moto-api/"),
         needs_java=False,
+        state_in_memory=True,
         start_timeout=30.0,
     )

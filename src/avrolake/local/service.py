@@ -18,6 +18,11 @@ class Service:
     ``command`` and ``prepare`` run only when the service is about to start: they may resolve jars
     (Maven) or write files under ``home``. ``probe`` is a single health check that returns within a
     couple of seconds; the stack calls it repeatedly until ``start_timeout``.
+
+    State: a service with ``state_in_memory`` starts empty every time (the registries). One that
+    keeps data on disk (Kafka) restarts on it, unless ``discard_data`` ran first; the stack does
+    that when the in-memory services start empty alongside it, since the kept records would name
+    schema ids nobody knows any more.
     """
 
     name: str
@@ -27,5 +32,7 @@ class Service:
     command: Callable[[], list[str]]
     probe: Callable[[], bool]
     prepare: Callable[[], None] = field(default=_nothing)
+    discard_data: Callable[[], None] = field(default=_nothing)
+    state_in_memory: bool = False
     needs_java: bool = True
     start_timeout: float = 90.0

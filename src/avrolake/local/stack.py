@@ -121,6 +121,9 @@ class LocalStack:
     def up(self, *, timeout: float | None = None, claim: bool = True) -> list[str]:
         """Start every service that is not running and wait until all answer their probe.
 
+        A stopped or crashed Kafka restarts on its existing topics and records, unless the
+        registries start empty with it (see ``_discard_stale_data``).
+
         Returns the names started now (empty: everything was already up). Fails fast, before
         starting anything, when ``java`` is missing or a port is taken. If a service fails to get
         ready within its bound (or ``timeout``), the services started by this call are stopped
@@ -145,6 +148,7 @@ class LocalStack:
                     log.info("%s already running at %s", service.name, record.address)
             if pending:
                 self._check_startable(pending)
+                self._discard_stale_data(pending)
             commands = {s.name: s.command() for s in pending}  # may resolve jars with Maven
             started: list[tuple[Service, PidRecord]] = []
             try:
@@ -208,6 +212,28 @@ class LocalStack:
                 owners[port] = env
         for service in pending:
             require_free_ports(service.name, service.ports)
+
+    def _discard_stale_data(self, pending: list[Service]) -> None:
+        """A service that keeps data on disk (Kafka) restarts on it, unless the services that
+        keep their state in memory (the registries) start empty with it: then its records would
+        name schema ids that no registry knows, so they go too. That is also what keeps the
+        state directory from growing across test sessions, each of which starts the stack."""
+        fresh = [s.name for s in pending if s.state_in_memory]
+        if not fresh:
+            return
+        for service in self.services:
+            if service.state_in_memory:
+                continue
+            if service in pending:
+                log.info("discarding %s's data: it would name schema ids unknown to the "
+                         "restarted %s", service.name, ", ".join(fresh))  # fmt: skip
+                service.discard_data()
+            else:
+                log.warning(
+                    "%s keeps running on its data, but %s restarted empty: records written before "
+                    "may name unknown schema ids (`avrolake local down`, then `up`, starts afresh)",
+                    service.name, ", ".join(fresh),
+                )  # fmt: skip
 
     def _start(self, service: Service, command: list[str]) -> PidRecord:
         service.prepare()
