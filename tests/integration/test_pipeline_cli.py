@@ -85,6 +85,11 @@ BAD_OPTIONS = [
         "avrolake ingest: --max-offsets-per-trigger -3 must be at least 1 (or left out: no limit)",
     ),
     (
+        ["silver", "--registry-outage-timeout", "0"],
+        "avrolake silver: argument --registry-outage-timeout: '0' is not a positive number of "
+        "seconds (see avrolake silver --help)",
+    ),
+    (
         ["ingest", "--max-offsets-per-trigger", "ten"],
         "avrolake ingest: argument --max-offsets-per-trigger: invalid int value: 'ten' "
         "(see avrolake ingest --help)",
