@@ -13,8 +13,10 @@ import os
 import signal
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
+from pyspark import SparkContext
 from pyspark.sql.utils import ForeachBatchFunction
 
 from avrolake.cli import stopping
@@ -99,6 +101,24 @@ def test_the_stop_does_not_wait_beyond_the_grace(monkeypatch: pytest.MonkeyPatch
     assert await_query(query, poll_s=1, grace_s=0.3) == 0
     assert 0.3 <= time.monotonic() - begin < 2.0
     assert query.calls == ["await(1)", "stop"]
+
+
+def test_the_stop_makes_callback_errors_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before interrupting, a Java error inside a foreachBatch function is set to reach the JVM
+    as itself, not as a long Python traceback that Spark's interruption check chokes on."""
+    parameters = SimpleNamespace(propagate_java_exceptions=False)
+    monkeypatch.setattr(SparkContext, "_gateway", SimpleNamespace(python_parameters=parameters))
+    assert await_query(RecordingQuery(signal_on_await=signal.SIGTERM), poll_s=1) == 0
+    assert parameters.propagate_java_exceptions is True
+
+
+def test_a_query_that_ends_by_itself_keeps_callback_errors_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parameters = SimpleNamespace(propagate_java_exceptions=False)
+    monkeypatch.setattr(SparkContext, "_gateway", SimpleNamespace(python_parameters=parameters))
+    assert await_query(RecordingQuery(ends_after=1), poll_s=1) == 0
+    assert parameters.propagate_java_exceptions is False  # root_cause reads the traceback
 
 
 def test_foreach_batch_running_sees_pyspark_calling_a_function() -> None:

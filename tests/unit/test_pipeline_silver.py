@@ -326,3 +326,26 @@ def test_events_at_the_first_and_last_representable_second_merge_once(
         ("e1", silver.MIN_EVENT_SECONDS, "0001-01-01"),
         ("e2", silver.MAX_EVENT_SECONDS, "9999-12-31"),
     ]
+
+
+def test_a_logical_timestamp_beyond_year_9999_is_quarantined(spark: SparkSession) -> None:
+    micros = {"type": "long", "logicalType": "timestamp-micros"}
+    schema = {
+        "type": "record",
+        "name": "Tick",
+        "fields": [{"name": "eventId", "type": "string"}, {"name": "timestamp", "type": micros}],
+    }
+    ok = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    year_50000_micros = (50_000 - 1970) * 366 * 86_400 * 1_000_000  # fastavro takes raw longs
+    raw = {**schema, "fields": [schema["fields"][0], {"name": "timestamp", "type": "long"}]}
+    values = [
+        wire.frame_confluent(5, avro(schema, {"eventId": "a", "timestamp": ok})),
+        wire.frame_confluent(5, avro(raw, {"eventId": "b", "timestamp": year_50000_micros})),
+    ]
+    reader = RegisteredSchema("5", 1, json.dumps(schema))
+    decoded = decode(bronze_frame(spark, values), silver.BatchSchemas(reader, {"5": reader}))
+    assert [r.event_time for r in silver.silver_rows(decoded, reader).collect()] == [
+        ok.replace(tzinfo=None)
+    ]
+    bad = silver.quarantine_rows(decoded).collect()
+    assert [r.reason.split(":")[0] for r in bad] == ["timestamp out of range"]

@@ -106,8 +106,18 @@ def _prepare(ports: LocalPorts, home: Path) -> None:
         log.info("kafka: storage in %s is for other ports or half-formatted: formatting", data)
     discard_data(home)
     config.write_text(properties)
-    command = _jvm(home, "256m", "kafka.tools.StorageTool", "format", "--standalone",
-                   "-t", _cluster_id(), "-c", str(home / "server.properties"))  # fmt: skip
+    # "--cluster-id=…" as one argument: a random id may start with "-", which the tool's parser
+    # would take for an option
+    command = _jvm(
+        home,
+        "256m",
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        f"--cluster-id={_cluster_id()}",
+        "-c",
+        str(home / "server.properties"),
+    )
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     except subprocess.TimeoutExpired:

@@ -303,12 +303,15 @@ def _reason(
         )
     if isinstance(record_type, StructType) and EVENT_TIME_FIELD in record_type.fieldNames():
         time_type = record_type[EVENT_TIME_FIELD].dataType
-        if not isinstance(time_type, TimestampType | TimestampNTZType):
-            seconds = F.col("record").getField(EVENT_TIME_FIELD)
-            reason = reason.when(seconds.isNull(), F.lit(f"null {EVENT_TIME_FIELD}")).when(
-                ~seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS),
-                F.concat(F.lit(f"{EVENT_TIME_FIELD} out of range: "), seconds.cast("string")),
-            )
+        seconds = F.col("record").getField(EVENT_TIME_FIELD)
+        if isinstance(time_type, TimestampType | TimestampNTZType):
+            # a timestamp logical type can still hold a year Python (and the MERGE's literals)
+            # cannot: year 50000 must go to quarantine, not fail every replay of the batch
+            seconds = F.unix_seconds(seconds.cast("timestamp"))
+        reason = reason.when(seconds.isNull(), F.lit(f"null {EVENT_TIME_FIELD}")).when(
+            ~seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS),
+            F.concat(F.lit(f"{EVENT_TIME_FIELD} out of range: "), seconds.cast("string")),
+        )
     return reason
 
 

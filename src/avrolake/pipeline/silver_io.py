@@ -28,6 +28,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from avrolake import wire
+from avrolake.errors import PipelineError
 from avrolake.pipeline import silver
 from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.tables import TableLocations, TableRef
@@ -233,6 +234,16 @@ class SilverBatch:
         held = table.read(spark).select(*silver.COORDINATES)
         rows = self.locations.bronze.read(spark).join(held, list(silver.COORDINATES), "left_semi")
         decoded = self.decode(rows, reader).persist()
+        # The rewrite re-decodes bronze's bytes: a silver row whose bronze record is gone (bronze
+        # trimmed by a retention job) would vanish. Refuse rather than lose it.
+        missing = held.count() - decoded.count()
+        if missing > 0:
+            decoded.unpersist()
+            raise PipelineError(
+                f"bronze no longer holds the records of {missing} silver row(s), so silver "
+                f"cannot be rewritten for reader v{reader.version}: restore bronze, or keep "
+                "bronze at least as long as silver"
+            )
         try:
             good = silver.silver_rows(decoded, reader)
             writer = (
