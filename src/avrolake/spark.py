@@ -7,9 +7,11 @@ Delta from the jar cache (``avrolake local jars``), quiet logs and small shuffle
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from avrolake.settings import cache_dir, on_databricks
 
@@ -120,9 +122,48 @@ def build_session(
     # Python workers must run this interpreter (the venv that has avrolake), not PATH's python3;
     # pyspark reads only the environment variable for that (spark.pyspark.python is ignored here).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = {**local_conf(warehouse_dir), **(extra_conf or {})}
+    _launch_jvm_deaf_to_sigterm(settings)
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**local_conf(warehouse_dir), **(extra_conf or {})}.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def _launch_jvm_deaf_to_sigterm(settings: dict[str, str]) -> None:
+    """Start the local Spark JVM ignoring SIGTERM as pyspark has it ignore SIGINT, unless it runs.
+
+    A supervisor that signals the whole process group (``kill -TERM -<pgid>``, a container stop)
+    otherwise killed the JVM under a running query, which then died with
+    ``RpcEnvStoppedException`` instead of stopping cleanly. Ignoring it, the JVM stops when the
+    CLI's handler has stopped the query and Spark, or when this process dies (its stdin closes);
+    a SIGKILL still takes the whole group, as a lost node would. pyspark sets its own
+    ``preexec_fn`` over any given, so its ``Popen`` is wrapped for the launch.
+    """
+    from pyspark import SparkConf, SparkContext, java_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf(loadDefaults=False)
+    for key, value in settings.items():
+        conf.set(key, value)
+    original = java_gateway.Popen
+    java_gateway.Popen = _PopenIgnoringSigterm  # type: ignore[misc,assignment]
+    try:
+        SparkContext._ensure_initialized(gateway=java_gateway.launch_gateway(conf))
+    finally:
+        java_gateway.Popen = original  # type: ignore[misc]
+
+
+class _PopenIgnoringSigterm(subprocess.Popen):
+    def __init__(self, args: Any, **kwargs: Any) -> None:
+        given = kwargs.get("preexec_fn")
+
+        def preexec() -> None:
+            if given is not None:
+                given()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        super().__init__(args, **{**kwargs, "preexec_fn": preexec})
