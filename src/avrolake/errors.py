@@ -24,8 +24,9 @@ class SchemaError(AvrolakeError):
 class RegistryError(AvrolakeError):
     """The schema registry refused a request or could not be reached.
 
-    ``code`` is the registry's own error code when it gave one (e.g. Glue's
-    ``AlreadyExistsException``), so callers never match on message text.
+    The subclass is the kind of failure (not found, incompatible, invalid, unavailable), and
+    ``code`` the registry's own error code when it gave one (Glue's ``AlreadyExistsException``,
+    Confluent's ``42201``), so callers never match on message text.
     """
 
     code: str | None = None
@@ -33,6 +34,16 @@ class RegistryError(AvrolakeError):
 
 class SchemaNotFoundError(RegistryError):
     """The registry answered, and has no schema under that reference or subject."""
+
+
+class SchemaIncompatibleError(RegistryError, SchemaError):
+    """The registry refused a new version: it breaks the subject's (or Glue schema's)
+    compatibility rule (Confluent HTTP 409; a Glue version that ends in status ``FAILURE``)."""
+
+
+class SchemaInvalidError(RegistryError, SchemaError):
+    """The registry refused a definition as invalid (Confluent HTTP 422, e.g. error code 42201;
+    Glue ``InvalidInputException`` on a registration)."""
 
 
 class RegistryUnavailableError(RegistryError):

@@ -31,6 +31,7 @@ from avrolake.errors import PipelineError, RegistryUnavailableError, SchemaNotFo
 from avrolake.pipeline.silver import BatchSchemas
 from avrolake.registry import RegisteredSchema, SchemaRegistry
 from avrolake.schemas import resolution_problem
+from avrolake.wire import WireFormat
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,8 +71,13 @@ class SchemaResolver:
         return latest
 
     def for_batch(
-        self, reader: RegisteredSchema, refs: Iterable[str], wire_format: object
+        self,
+        reader: RegisteredSchema,
+        refs: Iterable[str],
+        wire_format: WireFormat | None = None,
     ) -> BatchSchemas:
+        """Writers for ``refs`` (each looked up with ``writer``) and why the others are unusable;
+        ``wire_format`` is the topic's framing, by default the registry's."""
         writers: dict[str, RegisteredSchema] = {}
         unusable: dict[str, str] = {}
         for ref in sorted(set(refs)):
@@ -94,7 +100,8 @@ class SchemaResolver:
                     "Avro's resolution rules",
                 )
             writers[ref] = writer
-        return BatchSchemas(reader, writers, wire_format, unusable)  # type: ignore[arg-type]
+        framing = wire_format or self.registry.wire_format
+        return BatchSchemas(reader, writers, framing, unusable)
 
     def writer(self, ref: str) -> RegisteredSchema | str:
         """The writer schema of ``ref``, or why there is none. Not-found answers are not cached:

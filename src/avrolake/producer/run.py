@@ -59,7 +59,7 @@ class ProduceOptions:
     mix: Mix | None = None  # None = every version equally
     manifest: Path | None = None
     register: bool = True
-    glue_compression: bool = False
+    glue_compression: bool = False  # compressed bodies; only Glue's framing has them
     fast_serializer: bool = False  # see serializers._fast
     progress: bool | None = None  # None = a tqdm bar when stderr is a TTY, else log lines
     flush_timeout: float = 30.0
@@ -205,12 +205,11 @@ def run_produce(
     # Every version, in order, even those the mix leaves out: registry version numbers then
     # match the files, and a compatibility rule sees the whole history.
     serializers = build_serializers(
-        settings.flavor,
         registry,
         kafka.topic,
         versions,
         register=options.register,
-        glue_compression=options.glue_compression,
+        compress=options.glue_compression,
         fast=options.fast_serializer,
     )
     summary.schema_refs = {n: s.schema_ref for n, s in serializers.items()}

@@ -4,9 +4,15 @@ Subjects follow TopicNameStrategy: ``<topic>-value``. References are schema ids 
 
 Failure handling: every request times out after ``REQUEST_TIMEOUT_S``; the client retries
 connection errors and 408/429/5xx responses ``MAX_RETRIES`` times with jittered exponential backoff
-(confluent-kafka's own retry loop), then we raise ``RegistryError`` naming the URL. A schema the
-registry refuses as incompatible or invalid (HTTP 409/422) becomes ``SchemaError`` with the
-registry's reason.
+(confluent-kafka's own retry loop), then we raise ``RegistryUnavailableError`` naming the URL.
+Answers map by HTTP status (``SchemaRegistryError.http_status_code``; ``error_code`` is kept as
+``RegistryError.code``): 404 (40401 subject, 40402 version, 40403 schema) →
+``SchemaNotFoundError``, 409 → ``SchemaIncompatibleError``, 422 (42201 invalid schema …) →
+``SchemaInvalidError``, 408/429/5xx → ``RegistryUnavailableError``, the rest ``RegistryError``.
+
+Serializers are confluent-kafka's ``AvroSerializer`` with one version's schema,
+``auto.register.schemas=False`` and ``use.latest.version=False``: it looks the exact schema up once
+under ``<topic>-value`` and stamps *its* id, so each record carries its own version's id.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 # The client raises transport errors of httpx2 where installed (confluent-kafka 2.16+), else httpx;
 # the same choice confluent-kafka makes, without importing its private module.
@@ -28,12 +36,14 @@ except ImportError:  # pragma: no cover - older confluent-kafka environments
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from avrolake.errors import (
+    ConfigError,
     RegistryError,
     RegistryUnavailableError,
-    SchemaError,
+    SchemaIncompatibleError,
+    SchemaInvalidError,
     SchemaNotFoundError,
 )
-from avrolake.registry import RegisteredSchema
+from avrolake.registry import RegisteredSchema, Serialize
 from avrolake.schemas import normalize_mode
 from avrolake.settings import RegistrySettings
 from avrolake.wire import GUID_REF_PREFIX, WireFormat
@@ -61,7 +71,7 @@ class ConfluentRegistry:
     wire_format = WireFormat.CONFLUENT
 
     def __init__(self, client: SchemaRegistryClient, url: str) -> None:
-        self.client = client
+        self._client = client
         self.url = url
         # One schema id can sit under several subjects, at a different version in each, so the
         # cache is keyed by (id, subject); subject None = "any subject".
@@ -90,7 +100,7 @@ class ConfluentRegistry:
         return cls(client, settings.url)
 
     def close(self) -> None:
-        self.client.close()
+        self._client.close()
 
     # --- the SchemaRegistry protocol -----------------------------------------------------------
 
@@ -99,12 +109,12 @@ class ConfluentRegistry:
         schema = Schema(schema_str, "AVRO")
         schema_id = self._call(
             f"register a schema under {subject}",
-            lambda: self.client.register_schema(subject, schema),
+            lambda: self._client.register_schema(subject, schema),
         )
         # The POST answer may carry only the id; the lookup gives the version number.
         found = self._call(
             f"look up the schema just registered under {subject}",
-            lambda: self.client.lookup_schema(subject, schema),
+            lambda: self._client.lookup_schema(subject, schema),
         )
         registered = RegisteredSchema(str(schema_id), int(found.version or 0), schema_str)
         with self._lock:
@@ -124,11 +134,11 @@ class ConfluentRegistry:
         if not ref.isdigit() or int(ref) >= 2**31:
             raise SchemaNotFoundError(f"{ref!r} is not a Confluent schema id")
         schema_id = int(ref)
-        schema = self._call(f"get schema id {ref}", lambda: self.client.get_schema(schema_id))
+        schema = self._call(f"get schema id {ref}", lambda: self._client.get_schema(schema_id))
         # deleted=True: a soft-deleted version still describes the records written with it.
         versions = self._call(
             f"get the subjects of schema id {ref}",
-            lambda: self.client.get_schema_versions(schema_id, deleted=True),
+            lambda: self._client.get_schema_versions(schema_id, deleted=True),
         )
         ours = [v for v in versions if v.subject == subject] if subject else versions
         if not ours:  # another topic's schema: not a writer this topic's readers may resolve
@@ -146,12 +156,14 @@ class ConfluentRegistry:
             guid = str(UUID(ref.removeprefix(GUID_REF_PREFIX)))
         except ValueError:
             raise SchemaNotFoundError(f"{ref!r} is not a schema GUID") from None
-        schema = self._call(f"get schema GUID {guid}", lambda: self.client.get_schema_by_guid(guid))
+        schema = self._call(
+            f"get schema GUID {guid}", lambda: self._client.get_schema_by_guid(guid)
+        )
         version = 0
         if subject is not None:
             found = self._call(
                 f"find schema GUID {guid} under {subject}",
-                lambda: self.client.lookup_schema(subject, schema, deleted=True),
+                lambda: self._client.lookup_schema(subject, schema, deleted=True),
             )
             version = int(found.version or 0)
         registered = RegisteredSchema(ref, version, schema.schema_str or "")
@@ -161,22 +173,22 @@ class ConfluentRegistry:
 
     def latest(self, topic: str) -> RegisteredSchema:
         subject = subject_for(topic)
-        self.client.clear_latest_caches()  # the client caches "latest" forever otherwise
+        self._client.clear_latest_caches()  # the client caches "latest" forever otherwise
         found = self._call(
-            f"get the latest version of {subject}", lambda: self.client.get_latest_version(subject)
+            f"get the latest version of {subject}", lambda: self._client.get_latest_version(subject)
         )
         return self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
 
     def versions(self, topic: str) -> list[RegisteredSchema]:
         subject = subject_for(topic)
         numbers = self._call(
-            f"list versions of {subject}", lambda: self.client.get_versions(subject)
+            f"list versions of {subject}", lambda: self._client.get_versions(subject)
         )
         result = []
         for number in sorted(numbers):
             found = self._call(
                 f"get version {number} of {subject}",
-                functools.partial(self.client.get_version, subject, number),
+                functools.partial(self._client.get_version, subject, number),
             )
             result.append(
                 self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
@@ -188,15 +200,46 @@ class ConfluentRegistry:
         level = normalize_mode(mode)
         self._call(
             f"set compatibility {level} on {subject}",
-            lambda: self.client.set_compatibility(subject_name=subject, level=level),
+            lambda: self._client.set_compatibility(subject_name=subject, level=level),
         )
 
     def compatibility(self, topic: str) -> str:
         subject = subject_for(topic)
         return self._call(
             f"get the compatibility of {subject}",
-            lambda: self.client.get_compatibility(subject_name=subject),
+            lambda: self._client.get_compatibility(subject_name=subject),
         )
+
+    def serializer(
+        self, topic: str, ref: str, schema_str: str, *, compress: bool = False
+    ) -> Serialize:
+        if compress:
+            raise ConfigError("the Confluent wire format has no compressed form")
+        serializer = AvroSerializer(
+            self._client,
+            schema_str,
+            conf={
+                "auto.register.schemas": False,
+                "use.latest.version": False,
+                "subject.name.strategy.type": "TOPIC",
+            },
+        )
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        what = f"look up schema id {ref} under {subject_for(topic)}"
+
+        def serialize(event: dict[str, Any]) -> bytes:
+            try:
+                return serializer(event, ctx)
+            except (SchemaRegistryError, httpx.TransportError) as error:
+                self._raise(what, error)
+
+        return serialize
+
+    def where(self, topic: str) -> str:
+        return f"subject {subject_for(topic)}"
+
+    def mode_name(self, mode: str) -> str:
+        return normalize_mode(mode)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -212,24 +255,34 @@ class ConfluentRegistry:
         """Run one client request, translating its failures into avrolake errors."""
         try:
             return request()
-        except SchemaRegistryError as error:
-            if error.http_status_code == 404:  # answered, and has no such schema or subject
-                raise SchemaNotFoundError(
-                    f"schema registry at {self.url} has nothing to {what}: {error.error_message}"
-                ) from None
-            if error.http_status_code in (409, 422):
-                raise SchemaError(
-                    f"schema registry at {self.url} refused to {what}: {error.error_message} "
-                    f"(HTTP {error.http_status_code})"
-                ) from None
-            status = error.http_status_code
-            transient = status is None or status in (408, 429) or status >= 500
-            raise (RegistryUnavailableError if transient else RegistryError)(
-                f"schema registry at {self.url} failed to {what}: {error.error_message} "
-                f"(HTTP {error.http_status_code}, code {error.error_code})"
-            ) from None
-        except httpx.TransportError as error:
+        except (SchemaRegistryError, httpx.TransportError) as error:
+            self._raise(what, error)
+
+    def _raise(self, what: str, error: SchemaRegistryError | httpx.TransportError) -> NoReturn:
+        """The avrolake error of a failed request, by HTTP status (see the module docstring)."""
+        if isinstance(error, httpx.TransportError):
             raise RegistryUnavailableError(
                 f"cannot reach the schema registry at {self.url} to {what}: "
                 f"{type(error).__name__}: {error or 'no answer'}"
             ) from None
+        status = error.http_status_code
+        failure: RegistryError
+        if status == 404:  # answered, and has no such schema or subject
+            failure = SchemaNotFoundError(
+                f"schema registry at {self.url} has nothing to {what}: {error.error_message}"
+            )
+        elif status in (409, 422):
+            kind = SchemaIncompatibleError if status == 409 else SchemaInvalidError
+            failure = kind(
+                f"schema registry at {self.url} refused to {what}: {error.error_message} "
+                f"(HTTP {status})"
+            )
+        else:
+            transient = status is None or status in (408, 429) or status >= 500
+            failure = (RegistryUnavailableError if transient else RegistryError)(
+                f"schema registry at {self.url} failed to {what}: {error.error_message} "
+                f"(HTTP {status}, code {error.error_code})"
+            )
+        if error.error_code is not None and error.error_code != SchemaRegistryError.UNKNOWN:
+            failure.code = str(error.error_code)
+        raise failure from None

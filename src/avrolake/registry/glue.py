@@ -6,9 +6,17 @@ registration. Against moto (``endpoint_url`` set) nothing checks compatibility, 
 ``avrolake schemas register`` runs the local check first.
 
 Failure handling: botocore connect/read timeouts of a few seconds and its "standard" retry mode
-(bounded attempts, exponential backoff on throttling, 5xx and connection errors); then
-``RegistryError`` naming the endpoint. A definition Glue rejects as invalid or incompatible
-becomes ``SchemaError``.
+(bounded attempts, exponential backoff on throttling, 5xx and connection errors). Failures map by
+botocore's ``Error.Code`` (kept as ``RegistryError.code``): ``EntityNotFoundException`` →
+``SchemaNotFoundError``; ``InvalidInputException`` on a registration → ``SchemaInvalidError``;
+throttling, ``InternalServiceException``, ``OperationTimeoutException``, 5xx and connection
+errors → ``RegistryUnavailableError``; the rest (``AlreadyExistsException``,
+``AccessDeniedException`` …) ``RegistryError``. A new version Glue's compatibility check refuses
+ends in status ``FAILURE``: ``SchemaIncompatibleError``.
+
+Serializers are aws-glue-schema-registry's ``KafkaSerializer`` with a per-version ``AvroSchema``.
+That serializer has no compression switch, so the compressed form frames the same Avro body with
+the library's ``codec.encode(..., compression=True)`` (zlib, header byte 5).
 """
 
 from __future__ import annotations
@@ -21,16 +29,25 @@ from uuid import UUID
 
 import boto3
 import botocore.exceptions
-from aws_schema_registry import SchemaRegistryClient, SchemaRegistryException
+from aws_schema_registry import (
+    DataAndSchema,
+    KafkaSerializer,
+    SchemaRegistryClient,
+    SchemaRegistryException,
+)
+from aws_schema_registry.avro import AvroSchema
+from aws_schema_registry.codec import encode
 from botocore.config import Config
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from avrolake.errors import (
     RegistryError,
     RegistryUnavailableError,
-    SchemaError,
+    SchemaIncompatibleError,
+    SchemaInvalidError,
     SchemaNotFoundError,
 )
-from avrolake.registry import RegisteredSchema
+from avrolake.registry import RegisteredSchema, Serialize
 from avrolake.schemas import glue_mode, normalize_mode
 from avrolake.settings import RegistrySettings
 from avrolake.wire import WireFormat
@@ -39,6 +56,8 @@ CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
 DEFAULT_COMPATIBILITY = "BACKWARD"  # what a schema is created with until set_compatibility
+CHECK_TIMEOUT_S = 60  # how long a new version may stay PENDING (Glue's compatibility check)
+CHECK_POLL_S = 1
 
 T = TypeVar("T")
 
@@ -47,6 +66,9 @@ T = TypeVar("T")
 _TRANSIENT_CODES = frozenset(
     {"ThrottlingException", "InternalServiceException", "OperationTimeoutException"}
 )
+# botocore's failures to get an answer at all; its other errors (no credentials, bad parameters)
+# will not pass by waiting.
+_UNREACHABLE = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 
 
 # A version being deleted still describes the records written with it (as Confluent's soft-deleted
@@ -85,6 +107,22 @@ def schema_name(topic: str, is_key: bool = False, schema: object = None) -> str:
     return topic
 
 
+class _HashedAvroSchema(AvroSchema):
+    """``AvroSchema`` whose hash is computed once. The library hashes it on every ``serialize``
+    (its schema-version lookup is an ``lru_cache`` keyed on the schema) by re-dumping the JSON,
+    which cost ~10 µs per record."""
+
+    def __init__(self, definition: str) -> None:
+        super().__init__(definition)
+        self._hash = hash(str(self))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
+
+
 class GlueRegistry:
     """``SchemaRegistry`` over AWS Glue (or moto's Glue API).
 
@@ -94,11 +132,12 @@ class GlueRegistry:
 
     wire_format = WireFormat.GLUE
 
-    def __init__(self, glue: Any, registry_name: str, where: str) -> None:
-        self.glue = glue
+    def __init__(self, glue: Any, registry_name: str, endpoint: str) -> None:
+        self._glue = glue
         self.registry_name = registry_name
-        self.where = where  # endpoint or region, for messages
-        self.client = SchemaRegistryClient(glue, registry_name=registry_name)
+        self.endpoint = endpoint  # endpoint or region, for messages
+        # aws-glue-schema-registry's client, for its serializer; requests go through ``_glue``
+        self._serde = SchemaRegistryClient(glue, registry_name=registry_name)
         # a version id belongs to exactly one schema: remember which
         self._by_ref: dict[str, tuple[RegisteredSchema, str]] = {}
         self._lock = threading.Lock()
@@ -116,16 +155,37 @@ class GlueRegistry:
     def register(self, topic: str, schema_str: str) -> RegisteredSchema:
         self._ensure_registry()
         name = schema_name(topic)
-        if self._schema_exists(topic):
-            version_id = self._call(
+        version_id: str | None = None
+        status: str | None = None
+        if not self._schema_exists(topic):
+            try:
+                created = self._call(
+                    f"create schema {name}",
+                    lambda: self._glue.create_schema(
+                        SchemaName=name,
+                        RegistryId={"RegistryName": self.registry_name},
+                        DataFormat="AVRO",
+                        Compatibility=DEFAULT_COMPATIBILITY,
+                        SchemaDefinition=schema_str,
+                    ),
+                    registering=True,
+                )
+                version_id, status = created["SchemaVersionId"], created["SchemaVersionStatus"]
+            except RegistryError as error:
+                if error.code != "AlreadyExistsException":  # else another producer was first
+                    raise
+        if version_id is None:
+            # Glue answers an already registered definition with its existing version.
+            added = self._call(
                 f"register a version of schema {name}",
-                lambda: self.client.register_schema_version(schema_str, name),
+                lambda: self._glue.register_schema_version(
+                    SchemaId=self._schema_id(topic), SchemaDefinition=schema_str
+                ),
+                registering=True,
             )
-        else:
-            version_id = self._call(
-                f"create schema {name}",
-                lambda: self.client.create_schema(name, "AVRO", schema_str, DEFAULT_COMPATIBILITY),
-            )
+            version_id, status = added["SchemaVersionId"], added["Status"]
+        if status != "AVAILABLE":
+            self._check_passed(topic, str(version_id))
         return self.by_ref(str(version_id))
 
     def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
@@ -140,7 +200,7 @@ class GlueRegistry:
             # The raw API, not the library's: its answer drops the ARN, which names the registry.
             response = self._call(
                 f"get schema version {ref}",
-                lambda: self.glue.get_schema_version(SchemaVersionId=str(version_id)),
+                lambda: self._glue.get_schema_version(SchemaVersionId=str(version_id)),
             )
             if response.get("Status") not in _READABLE_STATUSES:
                 raise SchemaNotFoundError(
@@ -159,7 +219,7 @@ class GlueRegistry:
     def latest(self, topic: str) -> RegisteredSchema:
         response = self._call(
             f"get the latest version of schema {topic}",
-            lambda: self.glue.get_schema_version(
+            lambda: self._glue.get_schema_version(
                 SchemaId=self._schema_id(topic), SchemaVersionNumber={"LatestVersion": True}
             ),
         )
@@ -169,14 +229,14 @@ class GlueRegistry:
         # moto has no ListSchemaVersions; numbered GetSchemaVersion calls work on both.
         schema = self._call(
             f"describe schema {topic}",
-            lambda: self.glue.get_schema(SchemaId=self._schema_id(topic)),
+            lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
         )
         result = []
         for number in range(1, int(schema["LatestSchemaVersion"]) + 1):
             response = self._call(
                 f"get version {number} of schema {topic}",
                 functools.partial(
-                    self.glue.get_schema_version,
+                    self._glue.get_schema_version,
                     SchemaId=self._schema_id(topic),
                     SchemaVersionNumber={"VersionNumber": number},
                 ),
@@ -187,7 +247,7 @@ class GlueRegistry:
     def set_compatibility(self, topic: str, mode: str) -> None:
         self._call(
             f"set compatibility {glue_mode(mode)} on schema {topic}",
-            lambda: self.glue.update_schema(
+            lambda: self._glue.update_schema(
                 SchemaId=self._schema_id(topic), Compatibility=glue_mode(mode)
             ),
         )
@@ -196,9 +256,37 @@ class GlueRegistry:
         """The schema's mode in Confluent spelling (``FULL_ALL`` → ``FULL_TRANSITIVE``)."""
         schema = self._call(
             f"describe schema {topic}",
-            lambda: self.glue.get_schema(SchemaId=self._schema_id(topic)),
+            lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
         )
         return normalize_mode(schema["Compatibility"])
+
+    def serializer(
+        self, topic: str, ref: str, schema_str: str, *, compress: bool = False
+    ) -> Serialize:
+        schema = _HashedAvroSchema(schema_str)
+        if compress:
+            version_id = UUID(ref)
+
+            def compressed(event: dict[str, Any]) -> bytes:
+                return encode(schema.write(event), version_id, compression=True)
+
+            return compressed
+        serializer = KafkaSerializer(self._serde, schema_naming_strategy=schema_name)
+        what = f"look up version {ref} of schema {schema_name(topic)}"
+
+        def serialize(event: dict[str, Any]) -> bytes:
+            try:
+                return serializer.serialize(topic, DataAndSchema(event, schema))
+            except SchemaRegistryException as error:
+                self._raise_library(what, error)
+
+        return serialize
+
+    def where(self, topic: str) -> str:
+        return f"Glue schema {schema_name(topic)}"
+
+    def mode_name(self, mode: str) -> str:
+        return glue_mode(mode)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -211,18 +299,53 @@ class GlueRegistry:
         try:
             self._call(
                 f"create registry {self.registry_name}",
-                lambda: self.glue.create_registry(RegistryName=self.registry_name),
+                lambda: self._glue.create_registry(RegistryName=self.registry_name),
             )
         except RegistryError as error:
             if error.code != "AlreadyExistsException":
                 raise
         self._registry_ready = True
 
+    def _check_passed(self, topic: str, version_id: str) -> None:
+        """Wait out Glue's compatibility check of a new version (status ``PENDING``); a version
+        that ends in ``FAILURE`` failed it. moto checks nothing: its versions are ``AVAILABLE``."""
+
+        def status() -> str:
+            response = self._call(
+                f"get schema version {version_id}",
+                lambda: self._glue.get_schema_version(SchemaVersionId=version_id),
+            )
+            return str(response.get("Status"))
+
+        retrying = Retrying(
+            retry=retry_if_result(lambda answer: answer == "PENDING"),
+            stop=stop_after_delay(CHECK_TIMEOUT_S),
+            wait=wait_fixed(CHECK_POLL_S),
+            retry_error_callback=lambda state: "PENDING",
+        )
+        final = retrying(status)
+        where = f"Glue registry {self.registry_name} at {self.endpoint}"
+        if final == "FAILURE":
+            raise SchemaIncompatibleError(
+                f"{where} refused to register a version of schema {schema_name(topic)}: "
+                f"version {version_id} failed the schema's compatibility check "
+                f"({self.mode_name(self.compatibility(topic))})"
+            )
+        if final == "PENDING":
+            raise RegistryUnavailableError(
+                f"{where} did not finish checking version {version_id} of schema "
+                f"{schema_name(topic)} within {CHECK_TIMEOUT_S}s"
+            )
+        if final not in _READABLE_STATUSES:
+            raise RegistryError(
+                f"{where}: version {version_id} of schema {schema_name(topic)} is {final}"
+            )
+
     def _schema_exists(self, topic: str) -> bool:
         try:
             self._call(
                 f"describe schema {topic}",
-                lambda: self.glue.get_schema(SchemaId=self._schema_id(topic)),
+                lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
             )
         except SchemaNotFoundError:
             return False
@@ -238,43 +361,60 @@ class GlueRegistry:
             self._by_ref.setdefault(registered.ref, (registered, _owner(response["SchemaArn"])))
         return registered
 
-    def _call(self, what: str, request: Callable[[], T]) -> T:
-        """Run one request, translating boto and aws-glue-schema-registry failures."""
+    def _call(self, what: str, request: Callable[[], T], *, registering: bool = False) -> T:
+        """Run one boto request, translating its failures; ``registering``: the request sends a
+        schema definition, so invalid input means an invalid definition."""
         try:
             return request()
-        except SchemaRegistryException as error:
-            cause = error.__cause__
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            self._raise(what, error, registering=registering)
+
+    def _raise_library(self, what: str, error: SchemaRegistryException) -> NoReturn:
+        """An aws-glue-schema-registry failure: by the boto error it wraps, if any."""
+        cause: BaseException | None = error
+        while cause is not None:
             if isinstance(
                 cause, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
             ):
                 self._raise(what, cause)
-            # The library's own failure, e.g. a version that failed Glue's compatibility check.
-            raise SchemaError(
-                f"Glue registry {self.registry_name} at {self.where} refused to {what}: {error}"
-            ) from None
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            self._raise(what, error)
+            cause = cause.__cause__
+        raise RegistryError(
+            f"Glue registry {self.registry_name} at {self.endpoint} failed to {what}: {error}"
+        ) from None
 
-    def _raise(self, what: str, error: Exception) -> NoReturn:
-        if isinstance(error, botocore.exceptions.ClientError):
-            code = error.response.get("Error", {}).get("Code", "")
-            message = error.response.get("Error", {}).get("Message", "")
-            if code == "EntityNotFoundException":  # answered, and has no such schema or version
-                raise SchemaNotFoundError(
-                    f"Glue registry {self.registry_name} has nothing to {what}: {message}"
+    def _raise(
+        self,
+        what: str,
+        error: botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError,
+        *,
+        registering: bool = False,
+    ) -> NoReturn:
+        """The avrolake error of a failed request, by its code (see the module docstring)."""
+        if not isinstance(error, botocore.exceptions.ClientError):
+            if isinstance(error, _UNREACHABLE):
+                raise RegistryUnavailableError(
+                    f"cannot reach the Glue schema registry at {self.endpoint} to {what}: {error}"
                 ) from None
-            if code == "InvalidInputException" and "efinition" in message:
-                raise SchemaError(
-                    f"Glue registry {self.registry_name} refused to {what}: {message}"
-                ) from None
+            raise RegistryError(
+                f"Glue registry {self.registry_name} at {self.endpoint} failed to {what}: {error}"
+            ) from None
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        failure: RegistryError
+        if code == "EntityNotFoundException":  # answered, and has no such schema or version
+            failure = SchemaNotFoundError(
+                f"Glue registry {self.registry_name} has nothing to {what}: {message}"
+            )
+        elif code == "InvalidInputException" and registering:
+            failure = SchemaInvalidError(
+                f"Glue registry {self.registry_name} refused to {what}: {message}"
+            )
+        else:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             transient = status >= 500 or code in _TRANSIENT_CODES
             failure = (RegistryUnavailableError if transient else RegistryError)(
-                f"Glue registry {self.registry_name} at {self.where} failed to {what}: "
+                f"Glue registry {self.registry_name} at {self.endpoint} failed to {what}: "
                 f"{code}: {message}"
             )
-            failure.code = code
-            raise failure from None
-        raise RegistryUnavailableError(
-            f"cannot reach the Glue schema registry at {self.where} to {what}: {error}"
-        ) from None
+        failure.code = code or None
+        raise failure from None
