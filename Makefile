@@ -52,7 +52,10 @@ $(UV):
 	python3 -m venv $(CACHE)/tools/uv-$(UV_VERSION)
 	$(CACHE)/tools/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(SYNCED): pyproject.toml uv.lock $(UV)
+# The locked venv: avrolake editable with its extras, the dev group, and in it avrolake-dev (dev/,
+# a uv workspace member, editable): the local stack, the demo and the chart, which add
+# `avrolake local …` and `avrolake demo`. None of that is in the wheel `make wheel` builds.
+$(SYNCED): pyproject.toml dev/pyproject.toml uv.lock $(UV)
 	$(UV) sync --frozen --all-extras
 	touch $@
 

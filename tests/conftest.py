@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from avrolake.local import LocalStack
-from avrolake.local.lease import shared
 from avrolake.spark import build_session
+from avrolake_dev.local import LocalStack
+from avrolake_dev.local.lease import shared
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 

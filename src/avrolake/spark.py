@@ -1,18 +1,29 @@
 """The one place that builds a SparkSession: the cluster's own on Databricks, a local one elsewhere.
 
 On a laptop or in CI the session runs ``local[*]`` with the Kafka source, the Avro functions and
-Delta from the jar cache (``avrolake local jars``), quiet logs and small shuffles.
+Delta, quiet logs and small shuffles. Those connector jars come from the first of:
+
+1. ``AVROLAKE_SPARK_JARS``: jar paths, separated by commas or ``os.pathsep``;
+2. an entry point of group ``avrolake.spark_jars`` (a function returning jar paths): the dev
+   package ``avrolake-dev`` provides one, its Maven-resolved jar cache (``avrolake local jars``);
+3. else ``spark.jars.packages`` with ``SPARK_PACKAGES``: Spark resolves them from Maven Central.
+
+This module imports nothing of the dev package.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avrolake.errors import ConfigError
 from avrolake.settings import cache_dir, on_databricks
 
 if TYPE_CHECKING:
@@ -56,11 +67,38 @@ AVRO_LIMITS = {
 }
 
 
+SPARK_JARS_ENV = "AVROLAKE_SPARK_JARS"
+SPARK_JARS_ENTRY_POINTS = "avrolake.spark_jars"
+# The connectors the pyspark wheel lacks, as jvm/pom.xml's `spark` profile pins them (a unit test
+# keeps the two equal; the pom explains the versions).
+SPARK_PACKAGES = (
+    "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0",
+    "org.apache.spark:spark-avro_2.13:4.1.1",
+    "io.delta:delta-spark_4.2_2.13:4.4.0",
+)
+JAVA_FIX = "install a JDK 17+ (apt-get install openjdk-17-jdk-headless, brew install openjdk@17)"
+
+
+def spark_jar_conf() -> dict[str, str]:
+    """``spark.jars`` from ``AVROLAKE_SPARK_JARS`` or the ``avrolake.spark_jars`` entry point,
+    else ``spark.jars.packages`` with ``SPARK_PACKAGES`` (see the module's docstring)."""
+    raw = os.environ.get(SPARK_JARS_ENV, "").strip()
+    if raw:
+        jars = [jar for jar in re.split(rf"[,{re.escape(os.pathsep)}]", raw) if jar.strip()]
+        missing = [jar for jar in jars if not Path(jar.strip()).is_file()]
+        if missing:
+            raise ConfigError(
+                f"{SPARK_JARS_ENV} names jars that do not exist: {', '.join(missing)}"
+            )
+        return {"spark.jars": ",".join(str(Path(jar.strip()).absolute()) for jar in jars)}
+    providers = sorted(entry_points(group=SPARK_JARS_ENTRY_POINTS), key=lambda point: point.name)
+    if providers:  # the first by name: one source of jars, never two versions of one connector
+        return {"spark.jars": ",".join(str(jar) for jar in providers[0].load()())}
+    return {"spark.jars.packages": ",".join(SPARK_PACKAGES)}
+
+
 def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
     """The settings ``build_session`` applies off Databricks (resolves the spark jars if needed)."""
-    # The session seam may use the local jar cache; no pipeline module does.
-    from avrolake.local.jars import spark_jars
-
     log4j = cache_dir() / "spark" / "log4j2.properties"
     log4j.parent.mkdir(parents=True, exist_ok=True)
     if not log4j.exists() or log4j.read_text() != _LOG4J2:
@@ -68,7 +106,7 @@ def local_conf(warehouse_dir: str | None = None) -> dict[str, str]:
     warehouse = Path(warehouse_dir) if warehouse_dir else cache_dir() / "spark-warehouse"
     return {
         "spark.master": "local[*]",
-        "spark.jars": ",".join(str(jar) for jar in spark_jars()),
+        **spark_jar_conf(),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.warehouse.dir": str(warehouse.absolute()),
@@ -102,23 +140,22 @@ def build_session(
     ``extra_conf`` on top. Spark keeps one session per process: if one is active already, it is
     returned as it is, with only ``extra_conf`` set on it (runtime settings only).
 
-    Raises ``LocalStackError`` when ``java`` is missing or the jars cannot be resolved.
+    Raises ``ConfigError`` when ``java`` is missing, and what the jar source raises when it cannot
+    resolve them.
     """
     from pyspark.sql import SparkSession
 
     if on_databricks():
         return SparkSession.builder.getOrCreate()
 
-    from avrolake.local.jvm import JAVA_FIX
-    from avrolake.local.proc import require_tool
-
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in (extra_conf or {}).items():
             active.conf.set(key, value)
         return active
-    if not os.environ.get("JAVA_HOME"):  # pyspark runs $JAVA_HOME/bin/java, else PATH's java
-        require_tool("java", JAVA_FIX)  # pyspark's own error is a page of gateway noise
+    # pyspark runs $JAVA_HOME/bin/java, else PATH's java; its own error is a page of gateway noise
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise ConfigError(f"java not found on PATH: {JAVA_FIX}")
     # Python workers must run this interpreter (the venv that has avrolake), not PATH's python3;
     # pyspark reads only the environment variable for that (spark.pyspark.python is ignored here).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from avrolake.local import LocalStack
 from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.schemas import load_versions
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from avrolake_dev.local import LocalStack
 
 REPO = Path(__file__).parents[2]
 SCHEMAS = REPO / "schemas" / "product"

@@ -25,10 +25,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import Row, SparkSession
 from pyspark.sql.avro.functions import from_avro
 
-from avrolake.local import LocalStack
-from avrolake.local.lease import shared
-from avrolake.local.proc import group_members, start_time
-from avrolake.settings import LocalPorts
+from avrolake_dev.local import LocalStack
+from avrolake_dev.local.lease import shared
+from avrolake_dev.local.proc import group_members, start_time
+from avrolake_dev.settings import LocalPorts
 from loopback import free_ports
 
 PRODUCT_V1 = json.dumps({

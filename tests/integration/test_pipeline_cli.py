@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from avrolake.local import LocalStack
 from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.schemas import load_versions
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from avrolake_dev.local import LocalStack
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
 

@@ -43,20 +43,15 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from avrolake.local import LocalStack
-from avrolake.local.proc import spawn
 from avrolake.pipeline.gold_io import run_gold
 from avrolake.pipeline.runners import run_silver
 from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.manifest import read_manifest
-from avrolake.settings import (
-    ConnectionSettings,
-    Flavor,
-    KafkaSettings,
-    LocalPorts,
-    RegistrySettings,
-)
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from avrolake_dev.local import LocalStack
+from avrolake_dev.local.proc import spawn
+from avrolake_dev.settings import LocalPorts
 from loopback import free_ports
 
 REPO = Path(__file__).resolve().parents[2]

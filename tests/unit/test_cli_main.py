@@ -59,8 +59,8 @@ def test_run_returns_the_code_instead(capsys: pytest.CaptureFixture[str]) -> Non
         ),
         (
             ["bogus"],
-            "avrolake: argument COMMAND: invalid choice: 'bogus' (choose from 'local', "
-            "'schemas', 'produce', 'ingest', 'silver', 'gold', 'demo') (see avrolake --help)\n",
+            "avrolake: argument COMMAND: invalid choice: 'bogus' (choose from 'schemas', "
+            "'produce', 'ingest', 'silver', 'gold', 'demo', 'local') (see avrolake --help)\n",
         ),
         ([], "avrolake: the following arguments are required: COMMAND (see avrolake --help)\n"),
     ],

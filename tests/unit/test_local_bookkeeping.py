@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from avrolake.errors import LocalStackError
-from avrolake.local.proc import PidRecord, group_members, spawn, stop
-from avrolake.local.stack import LocalStack
-from avrolake.settings import LocalPorts
+from avrolake_dev.local.proc import PidRecord, group_members, spawn, stop
+from avrolake_dev.local.stack import LocalStack
+from avrolake_dev.settings import LocalPorts
 
 PORTS = LocalPorts(kafka=29092, kafka_controller=29093, apicurio=28081, moto=25000)
 

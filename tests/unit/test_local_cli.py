@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from avrolake.settings import LocalPorts
+from avrolake_dev.settings import LocalPorts
 from loopback import free_ports
 
 CLI = ["-c", "import sys; from avrolake.cli import main; sys.exit(main())"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from avrolake.errors import ConfigError, LocalStackError
-from avrolake.local import jars
+from avrolake_dev.local import jars
 
 
 @pytest.mark.parametrize(

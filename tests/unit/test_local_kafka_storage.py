@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from avrolake.local import kafka
-from avrolake.local.proc import PidRecord, stop
-from avrolake.local.service import Service
-from avrolake.local.stack import LocalStack
-from avrolake.settings import LocalPorts
+from avrolake_dev.local import kafka
+from avrolake_dev.local.proc import PidRecord, stop
+from avrolake_dev.local.service import Service
+from avrolake_dev.local.stack import LocalStack
+from avrolake_dev.settings import LocalPorts
 from loopback import free_ports
 
 
@@ -134,7 +134,7 @@ def test_a_registry_restarting_under_a_running_broker_is_reported(
     stand_ins.stack.up()
     stand_ins.discarded.clear()
     stand_ins.crash("apicurio")
-    with caplog.at_level(logging.WARNING, logger="avrolake.local.stack"):
+    with caplog.at_level(logging.WARNING, logger="avrolake_dev.local.stack"):
         assert stand_ins.stack.up() == ["apicurio"]
     assert stand_ins.discarded == []
     assert [r.getMessage() for r in caplog.records] == [

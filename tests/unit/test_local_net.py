@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from avrolake.errors import LocalStackError
-from avrolake.local.net import port_free, require_free_ports, tcp_open
+from avrolake_dev.local.net import port_free, require_free_ports, tcp_open
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from avrolake.local.proc import PidRecord, group_members, is_alive, spawn, stop
+from avrolake_dev.local.proc import PidRecord, group_members, is_alive, spawn, stop
 
 
 def _wait_members(pgid: int, count: int) -> list[int]:

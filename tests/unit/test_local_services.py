@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from avrolake.errors import ConfigError
-from avrolake.local import apicurio, kafka, moto
-from avrolake.local.stack import LocalStack, state_dir, tail
-from avrolake.settings import LocalPorts
+from avrolake_dev.local import apicurio, kafka, moto
+from avrolake_dev.local.stack import LocalStack, state_dir, tail
+from avrolake_dev.settings import LocalPorts
 
 PORTS = LocalPorts(kafka=29092, kafka_controller=29093, apicurio=28081, moto=25000)
 

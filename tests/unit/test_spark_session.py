@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from avrolake.local.jars import spark_jars
 from avrolake.spark import build_session
+from avrolake_dev.local.jars import spark_jars
 
 
 def test_local_session_settings(spark: SparkSession) -> None:

@@ -2,7 +2,10 @@
 
 Each ``avrolake.cli.<name>`` module has ``register(subparsers)``, which adds its subcommand and sets
 ``handler`` (a function taking the parsed ``argparse.Namespace`` and returning an exit code). Entry
-points stay thin: parse, build settings, call one function.
+points stay thin: parse, build settings, call one function. Other installed distributions add
+commands the same way through entry points of group ``avrolake.cli`` (each names a ``register``
+function): the dev package ``avrolake-dev`` adds ``avrolake local …`` and ``avrolake demo``; with
+the runtime wheel alone, on a cluster, they are not there.
 
 ``main`` is what the bundle's ``python_wheel_task``s call, and that runner ignores the return
 value: success is returning normally, failure is an exception. So ``main`` returns ``None`` only
@@ -20,14 +23,16 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import NoReturn
 
 from avrolake.errors import AvrolakeError
 
 __all__ = ["build_parser", "main", "run"]
 
-SUBCOMMAND_MODULES = ("local", "schemas", "produce", "pipeline", "demo")
+SUBCOMMAND_MODULES = ("schemas", "produce", "pipeline")
+COMMAND_ENTRY_POINTS = "avrolake.cli"  # register functions of other distributions' commands
 USAGE_EXIT = 2  # argparse's code for a usage mistake
 
 
@@ -49,9 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # subparsers are built with the parent's class, so they report mistakes in one line too
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(f"avrolake.cli.{name}").register(subparsers)
+    for register in _registrars():
+        register(subparsers)
     return parser
+
+
+def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """This package's own ``register`` functions, then those of the ``avrolake.cli`` entry
+    points, by entry point name."""
+    own = [importlib.import_module(f"avrolake.cli.{name}").register for name in SUBCOMMAND_MODULES]
+    found = sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda point: point.name)
+    return [*own, *(point.load() for point in found)]
 
 
 class _NotFromPy4j(logging.Filter):

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from avrolake.errors import LocalStackError
-from avrolake.local import jars
-from avrolake.local.jvm import java_command
-from avrolake.local.net import HOST, tcp_open
-from avrolake.local.service import Service
-from avrolake.settings import LocalPorts
+from avrolake_dev.local import jars
+from avrolake_dev.local.jvm import java_command
+from avrolake_dev.local.net import HOST, tcp_open
+from avrolake_dev.local.service import Service
+from avrolake_dev.settings import LocalPorts
 
 _LOG4J2 = """\
 status = warn
@@ -39,7 +39,7 @@ logger.config.level = WARN
 log = logging.getLogger(__name__)
 
 # librdkafka reports every refused connection while the broker boots; the probe only needs yes/no.
-_probe_log = logging.getLogger("avrolake.local.kafka.probe")
+_probe_log = logging.getLogger("avrolake_dev.local.kafka.probe")
 _probe_log.setLevel(logging.CRITICAL)
 
 

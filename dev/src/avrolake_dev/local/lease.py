@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from avrolake.local.proc import start_time
-from avrolake.local.stack import LocalStack
+from avrolake_dev.local.proc import start_time
+from avrolake_dev.local.stack import LocalStack
 
 
 def _leases(stack: LocalStack) -> Path:

@@ -2,7 +2,8 @@
 
 Each process leads its own process group (``start_new_session``), so stopping it reaches every
 child it forked, and Ctrl-C in the starting terminal does not reach it. A pid file also records the
-process's start time: a recycled pid belonging to some unrelated program is never signalled.
+process's start time (psutil's, in seconds since boot, so a change of the system clock does not
+alter it): a recycled pid belonging to some unrelated program is never signalled.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from avrolake.errors import LocalStackError
+from avrolake_dev.polling import poll
 
 # Popen objects of processes started by this interpreter, so stopping one can reap it (no zombies,
 # no "subprocess still running" warnings when pytest starts the stack in-process).
 _children: dict[int, subprocess.Popen[bytes]] = {}
-_HAVE_PROC = Path("/proc/self/stat").exists()
 log = logging.getLogger(__name__)
 
 
@@ -59,20 +61,14 @@ def require_tool(name: str, fix: str) -> str:
 
 
 def start_time(pid: int) -> str | None:
-    """The start time of ``pid`` as the OS reports it, or ``None`` when it is gone or a zombie."""
-    if _HAVE_PROC:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+    """When ``pid`` started, in seconds since boot, or ``None`` when it is gone or a zombie."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
             return None
-        return None if fields[0] == "Z" else fields[19]  # state, …, starttime (field 22)
-    result = subprocess.run(  # macOS and other Unixes without /proc
-        ["ps", "-o", "stat=,lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
-    )
-    out = result.stdout.strip()
-    if result.returncode != 0 or not out or out.startswith("Z"):
+        return f"{process.create_time() - psutil.boot_time():.2f}"
+    except psutil.Error:
         return None
-    return out.split(None, 1)[1]
 
 
 def _reap(pid: int) -> None:
@@ -116,12 +112,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _wait_group_gone(pgid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return poll(lambda: not _group_alive(pgid), timeout=seconds, interval=0.1)
 
 
 def stop(record: PidRecord, *, grace: float) -> bool:
@@ -150,12 +141,12 @@ def stop(record: PidRecord, *, grace: float) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Pids of the live (non-zombie) processes in process group ``pgid``."""
-    out = subprocess.run(
-        ["ps", "-eo", "pid=,pgid=,stat="], capture_output=True, text=True, check=True
-    ).stdout
     members = []
-    for line in out.splitlines():
-        pid, group, stat = line.split()[:3]
-        if int(group) == pgid and not stat.startswith("Z"):
-            members.append(int(pid))
+    for process in psutil.process_iter(["status"]):
+        try:
+            in_group = os.getpgid(process.pid) == pgid
+        except OSError:  # gone since the listing
+            continue
+        if in_group and process.info["status"] != psutil.STATUS_ZOMBIE:
+            members.append(process.pid)
     return members

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from avrolake.errors import ConfigError
-from avrolake.local.net import HOST, http_ok
-from avrolake.local.service import Service
-from avrolake.settings import LocalPorts
+from avrolake_dev.local.net import HOST, http_ok
+from avrolake_dev.local.service import Service
+from avrolake_dev.settings import LocalPorts
 
 
 def command(port: int) -> list[str]:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from avrolake.errors import ConfigError, PipelineError
+from avrolake.settings import Flavor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="produce an evolving stream and run ingest, silver and gold on the local stack",
     )
-    demo.add_argument("--flavor", default="confluent", help="confluent (default) | glue")
+    demo.add_argument(
+        "--flavor",
+        choices=[flavor.value for flavor in Flavor],
+        default=Flavor.CONFLUENT.value,
+        help="the registry and framing (default: %(default)s)",
+    )
     demo.add_argument(
         "--events", type=int, default=40_000, help="events to produce (default 40000)"
     )
@@ -28,18 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from avrolake.settings import Flavor
-
-    try:
-        flavor = Flavor(args.flavor)
-    except ValueError:
-        raise ConfigError(f"--flavor {args.flavor!r} is not one of: confluent, glue") from None
+    flavor = Flavor(args.flavor)  # one of the parser's choices
     if args.events < 2:
         raise ConfigError("--events must be at least 2 (one per phase)")
 
-    from avrolake.demo import DemoOptions, run_demo
-    from avrolake.local import LocalStack
     from avrolake.spark import build_session
+    from avrolake_dev.demo import DemoOptions, run_demo
+    from avrolake_dev.local import LocalStack
 
     for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
         os.environ.setdefault(key, value)  # moto signs nothing, but botocore wants credentials

@@ -1,6 +1,6 @@
 """Pictures of a pipeline run: gold's breakdowns and the schema-version mix over time.
 
-matplotlib (the ``local`` extra) draws a PNG with the Agg backend, so no display is needed.
+matplotlib (a dependency of avrolake-dev) draws a PNG with the Agg backend, so no display is needed.
 """
 
 from __future__ import annotations

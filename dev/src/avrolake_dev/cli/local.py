@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from avrolake.local import jars
-from avrolake.local.stack import LocalStack, tail
+from avrolake_dev.local import jars
+from avrolake_dev.local.stack import LocalStack, tail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

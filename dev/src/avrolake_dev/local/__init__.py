@@ -10,6 +10,6 @@ the jar list) use this package; pipeline code never imports it.
 - ``lease``: lets concurrent test sessions share one stack.
 """
 
-from avrolake.local.stack import LocalStack, ServiceStatus, state_dir
+from avrolake_dev.local.stack import LocalStack, ServiceStatus, state_dir
 
 __all__ = ["LocalStack", "ServiceStatus", "state_dir"]

@@ -22,7 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from avrolake import report, wire
+from avrolake import wire
 from avrolake.connection import producer_config
 from avrolake.errors import PipelineError
 from avrolake.pipeline.gold_io import run_gold
@@ -33,13 +33,10 @@ from avrolake.producer.mix import parse_mix
 from avrolake.producer.run import ProduceOptions, ensure_topic, run_produce
 from avrolake.registry import SchemaRegistry, open_registry
 from avrolake.schemas import SchemaVersion, load_versions
-from avrolake.settings import (
-    ConnectionSettings,
-    Flavor,
-    KafkaSettings,
-    LocalPorts,
-    RegistrySettings,
-)
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from avrolake_dev import report
+from avrolake_dev.polling import poll
+from avrolake_dev.settings import LocalPorts
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +113,10 @@ def start_silver_when_bronze_exists(
     tables: TableLocations,
     trigger: TriggerSettings,
     registry: SchemaRegistry,
+    timeout_s: float = 600,
 ) -> StreamingQuery:
-    while not tables.bronze.exists(spark):
-        time.sleep(0.5)
+    if not poll(lambda: tables.bronze.exists(spark), timeout=timeout_s, interval=0.5):
+        raise PipelineError(f"ingest created no bronze table in {timeout_s:.0f}s")
     return run_silver(spark, connection, tables, trigger, registry=registry)
 
 
@@ -130,16 +128,19 @@ def wait_until(
     starting: Future | None = None,
 ) -> None:
     """Poll ``condition``; fail at once when a query (or the ``starting`` of one) failed."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
+
+    def done() -> bool:
+        if condition():
+            return True
         if starting is not None and starting.done() and starting.exception() is not None:
             raise PipelineError(f"starting silver failed: {starting.exception()}")
         for query in queries:
             if query.exception() is not None:
                 raise PipelineError(f"query {query.name} failed: {query.exception()}")
-        if time.monotonic() > deadline:
-            raise PipelineError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.5)
+        return False
+
+    if not poll(done, timeout=timeout_s, interval=0.5):
+        raise PipelineError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def wait_for_catch_up(

@@ -25,12 +25,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from avrolake.errors import ConfigError, LocalStackError
-from avrolake.local.jvm import JAVA_FIX
-from avrolake.local.lock import file_lock
-from avrolake.local.proc import require_tool
 from avrolake.settings import cache_dir
+from avrolake_dev.local.jvm import JAVA_FIX
+from avrolake_dev.local.lock import file_lock
+from avrolake_dev.local.proc import require_tool
 
 PROFILES = ("spark", "kafka", "apicurio")
+POM_ENV = "AVROLAKE_POM"
 
 MVN_FIX = "install Maven 3.8+ (apt-get install maven, brew install maven)"
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
@@ -47,13 +48,26 @@ log = logging.getLogger(__name__)
 
 
 def pom_path() -> Path:
-    """``jvm/pom.xml`` of the checkout this package runs from."""
-    pom = Path(__file__).resolve().parents[3] / "jvm" / "pom.xml"
-    if not pom.is_file():
-        raise LocalStackError(
-            f"{pom} not found: the local stack runs from a checkout of the avrolake repository"
-        )
-    return pom
+    """``$AVROLAKE_POM``, else ``jvm/pom.xml`` of the checkout this package is installed from.
+
+    avrolake-dev is a workspace member of that checkout, installed editable (``uv sync``), so its
+    sources sit in ``<checkout>/dev/src``; the nearest directory above them with a ``jvm/pom.xml``
+    is the checkout.
+    """
+    raw = os.environ.get(POM_ENV)
+    if raw:
+        pom = Path(raw).expanduser()
+        if not pom.is_file():
+            raise ConfigError(f"{POM_ENV}={raw} is not a file")
+        return pom
+    here = Path(__file__).resolve()
+    for directory in here.parents:
+        if (directory / "jvm" / "pom.xml").is_file():
+            return directory / "jvm" / "pom.xml"
+    raise LocalStackError(
+        f"no jvm/pom.xml above {here.parent}: install avrolake-dev from a checkout of the avrolake "
+        f"repository (`uv sync`), or set {POM_ENV}"
+    )
 
 
 def jars_root() -> Path:
@@ -112,7 +126,9 @@ def pyspark_jars_dir() -> Path:
     try:
         import pyspark
     except ImportError:
-        raise ConfigError("pyspark is not installed: run `uv sync --all-extras`") from None
+        raise ConfigError(
+            "pyspark is not installed: run `make` (or `uv sync --all-extras`)"
+        ) from None
     return Path(pyspark.__file__).parent / "jars"
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from avrolake.local.proc import require_tool
+from avrolake.spark import JAVA_FIX
+from avrolake_dev.local.proc import require_tool
 
-JAVA_FIX = "install a JDK 17+ (apt-get install openjdk-17-jdk-headless, brew install openjdk@17)"
+__all__ = ["FAST_START", "JAVA_FIX", "java_command"]
 
 # The services handle test-sized traffic: C1 only, a serial GC and no perf counters start them in a
 # few seconds on two cores and keep them small.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avrolake.local import jars
-from avrolake.local.jvm import java_command
-from avrolake.local.net import HOST, http_ok
-from avrolake.local.service import Service
-from avrolake.settings import LocalPorts
+from avrolake_dev.local import jars
+from avrolake_dev.local.jvm import java_command
+from avrolake_dev.local.net import HOST, http_ok
+from avrolake_dev.local.service import Service
+from avrolake_dev.settings import LocalPorts
 
 
 def system_properties(port: int, home: Path) -> list[str]:

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avrolake.errors import ConfigError, LocalStackError
-from avrolake.local import apicurio, kafka, moto
-from avrolake.local.jvm import JAVA_FIX
-from avrolake.local.lock import file_lock
-from avrolake.local.net import require_free_ports
-from avrolake.local.proc import PidRecord, is_alive, require_tool, spawn, stop
-from avrolake.local.service import Service
-from avrolake.settings import LocalPorts, local_state_dir
+from avrolake_dev.local import apicurio, kafka, moto
+from avrolake_dev.local.jvm import JAVA_FIX
+from avrolake_dev.local.lock import file_lock
+from avrolake_dev.local.net import require_free_ports
+from avrolake_dev.local.proc import PidRecord, is_alive, require_tool, spawn, stop
+from avrolake_dev.local.service import Service
+from avrolake_dev.polling import poll
+from avrolake_dev.settings import LocalPorts, local_state_dir
 
 _LOCK_WAIT = 600.0  # a cold `up` resolves jars first: let a second command wait that long
 _REPORT_EVERY = 5.0
@@ -247,9 +248,10 @@ class LocalStack:
 
     def _wait_ready(self, items: list[tuple[Service, PidRecord]], timeout: float | None) -> None:
         begin = time.monotonic()
-        next_report = begin + _REPORT_EVERY
+        next_report = [begin + _REPORT_EVERY]
         pending = {s.name: (s, r) for s, r in items}
-        while pending:
+
+        def all_ready() -> bool:
             for name, (service, record) in list(pending.items()):
                 elapsed = time.monotonic() - begin
                 if service.probe():
@@ -266,11 +268,15 @@ class LocalStack:
                         f"(log: {self.log_path(name)})"
                     )
             now = time.monotonic()
-            if pending and now >= next_report:
+            if pending and now >= next_report[0]:
                 log.info("waiting for %s (%.0fs)", ", ".join(pending), now - begin)
-                next_report = now + _REPORT_EVERY
-            if pending:
-                time.sleep(0.25)
+                next_report[0] = now + _REPORT_EVERY
+            return not pending
+
+        # each service's own bound raises above; this one only backs them up
+        bound = max([timeout or 0.0, *(s.start_timeout for s, _ in items)]) + 30.0
+        if not poll(all_ready, timeout=bound, interval=0.25):
+            raise LocalStackError(f"{', '.join(pending)} not ready after {bound:.0f}s")
 
     def _last_line(self, name: str) -> str:
         last = tail(self.log_path(name), 1)
