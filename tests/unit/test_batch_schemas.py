@@ -123,3 +123,12 @@ def test_only_answered_absence_and_unreadable_writers_are_quarantined() -> None:
     assert dict(schemas.for_batch(V2, ["9"], wire.WireFormat.CONFLUENT).writers) == {
         "9": registry.versions["9"]
     }
+
+
+def test_the_batch_framing_is_the_registrys_unless_given() -> None:
+    registry, sleeps = FlakyRegistry(V1), []
+    registry.wire_format = wire.WireFormat.GLUE  # the resolver need not know the flavor
+    schemas = resolver(registry, sleeps)
+    assert schemas.for_batch(V1, ["1"]).wire_format is wire.WireFormat.GLUE
+    given = schemas.for_batch(V1, ["1"], wire.WireFormat.CONFLUENT)
+    assert given.wire_format is wire.WireFormat.CONFLUENT
