@@ -41,9 +41,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
+    """The stack, its addresses exported as the connection options' defaults for the session
+    (``KAFKA_BOOTSTRAP_SERVERS`` …, see ``avrolake.cli.options``): ``avrolake`` subprocesses
+    inherit them, as a shell does after ``avrolake local up``."""
     for key, value in _AWS_TEST_ENV.items():
         os.environ.setdefault(key, value)
-    with shared(LocalStack()) as stack:
+    with shared(LocalStack()) as stack, pytest.MonkeyPatch.context() as env:
+        env.setenv("KAFKA_BOOTSTRAP_SERVERS", stack.bootstrap_servers)
+        env.setenv("SCHEMA_REGISTRY_URL", stack.confluent_registry_url)
+        env.setenv("AWS_ENDPOINT_URL_GLUE", stack.glue_endpoint_url)
         yield stack
 
 

@@ -1,16 +1,15 @@
-"""Settings and secrets: the one place that reads the environment, CLI arguments and secret scopes.
+"""Settings and secrets: frozen dataclasses validated at construction, and secrets by reference.
 
-Settings are frozen dataclasses validated at construction. Secrets are held as ``SecretRef`` (an
-environment variable for laptops and CI, a Databricks secret scope and key on a cluster) and
-resolved only when a client is built, so they never sit in a settings object, a log line or a repr.
-
-Defaults point at the embedded local stack (``avrolake local up``); its ports can be moved with
-``AVROLAKE_KAFKA_PORT``, ``AVROLAKE_APICURIO_PORT`` and ``AVROLAKE_MOTO_PORT``.
+The settings know nothing of command lines: ``avrolake.cli.options`` builds them from arguments and
+the environment variables that default them (and only there does a missing address become an
+error naming its flag and variable; nothing here defaults to a local address). Secrets are held
+as ``SecretRef`` (an environment variable for laptops and CI, a Databricks secret scope and key on
+a cluster) and resolved only when a client is built, so they never sit in a settings object, a log
+line or a repr.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -142,6 +141,11 @@ class KafkaSettings:
             raise ConfigError("Kafka auth msk-iam needs --region (or AWS_REGION)")
 
 
+# How long silver waits out an unreachable schema registry before failing the batch (see
+# pipeline.batch_schemas); here, where the CLI can read it without importing Spark.
+DEFAULT_OUTAGE_TIMEOUT_S = 600.0
+
+
 @dataclass(frozen=True)
 class RegistrySettings:
     flavor: Flavor
@@ -171,117 +175,3 @@ class ConnectionSettings:
     @property
     def flavor(self) -> Flavor:
         return self.registry.flavor
-
-
-def _choice(enum: type[StrEnum], raw: str, option: str) -> StrEnum:
-    try:
-        return enum(raw)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise ConfigError(f"{option} {raw!r} is not one of: {allowed}") from None
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to Kafka or a registry shares.
-
-    Each default comes from an ``AVROLAKE_*`` environment variable, else the local stack.
-    """
-    env = os.environ.get
-    group = parser.add_argument_group("connection")
-    group.add_argument(
-        "--flavor",
-        default=env("AVROLAKE_FLAVOR", "confluent"),
-        help="confluent | glue (default: confluent)",
-    )
-    group.add_argument("--topic", default=env("AVROLAKE_TOPIC", "products"))
-    group.add_argument(
-        "--bootstrap-servers",
-        default=env("AVROLAKE_BOOTSTRAP_SERVERS"),
-        help="default: the local broker",
-    )
-    group.add_argument(
-        "--kafka-auth",
-        default=env("AVROLAKE_KAFKA_AUTH", "plaintext"),
-        help="plaintext | sasl-plain | msk-iam",
-    )
-    group.add_argument(
-        "--registry-url",
-        default=env("AVROLAKE_REGISTRY_URL"),
-        help="Confluent SR URL (default: local Apicurio ccompat API)",
-    )
-    group.add_argument("--glue-registry", default=env("AVROLAKE_GLUE_REGISTRY", "avrolake"))
-    group.add_argument(
-        "--glue-endpoint-url",
-        default=env("AVROLAKE_GLUE_ENDPOINT_URL"),
-        help="default: AWS's endpoint; the local moto server when no --bootstrap-servers is given",
-    )
-    group.add_argument(
-        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))
-    )
-    group.add_argument(
-        "--secret-scope",
-        default=env("AVROLAKE_SECRET_SCOPE"),
-        help="Databricks secret scope holding the keys below",
-    )
-    group.add_argument(
-        "--kafka-key-secret",
-        default="kafka-api-key",
-        help="scope key of the Kafka API key (env CONFLUENT_API_KEY)",
-    )
-    group.add_argument(
-        "--kafka-secret-secret",
-        default="kafka-api-secret",
-        help="scope key of the Kafka API secret (env CONFLUENT_API_SECRET)",
-    )
-    group.add_argument(
-        "--registry-user-secret",
-        default=None,
-        help="scope key of the registry basic-auth user (env SCHEMA_REGISTRY_USER)",
-    )
-    group.add_argument(
-        "--registry-password-secret",
-        default="registry-api-secret",
-        help="scope key of the registry password (env SCHEMA_REGISTRY_PASSWORD)",
-    )
-
-
-def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
-    """Build validated settings from ``add_connection_arguments`` options."""
-    flavor = _choice(Flavor, args.flavor, "--flavor")
-    auth = _choice(KafkaAuth, args.kafka_auth, "--kafka-auth")
-    local = LocalPorts()
-    scope = args.secret_scope
-    kafka = KafkaSettings(
-        bootstrap_servers=args.bootstrap_servers or local.bootstrap_servers,
-        topic=args.topic,
-        auth=auth,  # type: ignore[arg-type]
-        region=args.region,
-        api_key=SecretRef("CONFLUENT_API_KEY", args.kafka_key_secret, scope),
-        api_secret=SecretRef("CONFLUENT_API_SECRET", args.kafka_secret_secret, scope),
-    )
-    basic_auth = args.registry_user_secret is not None or bool(
-        os.environ.get("SCHEMA_REGISTRY_USER")
-    )
-    registry = RegistrySettings(
-        flavor=flavor,  # type: ignore[arg-type]
-        url=args.registry_url or local.confluent_registry_url,
-        basic_auth_user=(
-            SecretRef(
-                "SCHEMA_REGISTRY_USER", args.registry_user_secret or "registry-api-key", scope
-            )
-            if basic_auth
-            else None
-        ),
-        basic_auth_password=(
-            SecretRef("SCHEMA_REGISTRY_PASSWORD", args.registry_password_secret, scope)
-            if basic_auth
-            else None
-        ),
-        glue_registry_name=args.glue_registry,
-        region=args.region,
-        # The local moto server stands in for Glue only next to the local broker; with a real
-        # cluster, boto3's own endpoint for the region.
-        endpoint_url=args.glue_endpoint_url
-        or (None if args.bootstrap_servers else local.glue_endpoint_url),
-    )
-    return ConnectionSettings(kafka=kafka, registry=registry)

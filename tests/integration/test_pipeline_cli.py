@@ -126,7 +126,14 @@ def test_bad_options_fail_in_one_line(args: list[str], expected: str) -> None:
 
 def test_unreachable_broker_fails_fast(tmp_path: Path) -> None:
     result = avrolake(
-        "ingest", "--bootstrap-servers", "127.0.0.1:9", "--warehouse-dir", str(tmp_path), timeout=30
+        "ingest",
+        "--bootstrap-servers",
+        "127.0.0.1:9",
+        "--registry-url",  # a needed option, though ingest never calls the registry
+        "http://127.0.0.1:9",
+        "--warehouse-dir",
+        str(tmp_path),
+        timeout=30,
     )
     assert one_line_error(result).startswith("avrolake ingest: cannot reach Kafka at 127.0.0.1:9")
 
@@ -143,6 +150,8 @@ def test_unknown_topic_fails_fast(local_stack, tmp_path: Path) -> None:
 def test_unreachable_registry_fails_fast(tmp_path: Path) -> None:
     result = avrolake(
         "silver",
+        "--bootstrap-servers",  # a needed option, though silver never calls Kafka
+        "127.0.0.1:9",
         "--registry-url",
         "http://127.0.0.1:9",
         "--warehouse-dir",

@@ -1,87 +1,47 @@
-"""Settings from CLI arguments and the environment; secrets by reference, never by value."""
+"""Settings validate themselves at construction; secrets by reference, never by value.
+
+How command lines and the environment become settings: ``test_cli_options.py``.
+"""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
 
 import pytest
 
 from avrolake.errors import ConfigError
-from avrolake.settings import (
-    Flavor,
-    KafkaAuth,
-    SecretRef,
-    add_connection_arguments,
-    connection_from_args,
-)
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_connection_arguments(parser)
-    return parser.parse_args(argv)
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AVROLAKE_KAFKA_PORT", "AVROLAKE_APICURIO_PORT", "AVROLAKE_MOTO_PORT",
-                 "AVROLAKE_BOOTSTRAP_SERVERS", "AVROLAKE_REGISTRY_URL", "AVROLAKE_FLAVOR",
-                 "AVROLAKE_GLUE_ENDPOINT_URL", "SCHEMA_REGISTRY_USER", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "DATABRICKS_RUNTIME_VERSION"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-
-
-def test_defaults_point_at_the_local_stack() -> None:
-    settings = connection_from_args(parse())
-    assert settings.flavor is Flavor.CONFLUENT
-    assert (settings.kafka.bootstrap_servers, settings.kafka.topic) == (
-        "127.0.0.1:19092",
-        "products",
-    )
-    assert settings.registry.url == "http://127.0.0.1:18081/apis/ccompat/v7"
-    assert settings.registry.endpoint_url == "http://127.0.0.1:15000"
-    assert settings.registry.basic_auth_user is None
-
-
-def test_local_ports_move_with_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVROLAKE_KAFKA_PORT", "29092")
-    monkeypatch.setenv("AVROLAKE_MOTO_PORT", "25000")
-    settings = connection_from_args(parse("--flavor", "glue"))
-    assert settings.kafka.bootstrap_servers == "127.0.0.1:29092"
-    assert settings.registry.endpoint_url == "http://127.0.0.1:25000"
-
-
-def test_a_real_cluster_uses_the_real_glue_endpoint() -> None:
-    settings = connection_from_args(
-        parse(
-            "--flavor",
-            "glue",
-            "--bootstrap-servers",
-            "b-1.msk:9098",
-            "--kafka-auth",
-            "msk-iam",
-            "--region",
-            "eu-west-1",
-        )
-    )
-    assert settings.kafka.auth is KafkaAuth.MSK_IAM
-    assert (settings.registry.endpoint_url, settings.registry.region) == (None, "eu-west-1")
+from avrolake.settings import Flavor, KafkaAuth, KafkaSettings, RegistrySettings, SecretRef
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("build", "message"),
     [
-        (["--flavor", "kafka"], "--flavor 'kafka' is not one of: confluent, glue"),
+        (lambda: KafkaSettings(" ", "products"), "--bootstrap-servers is empty"),
+        (lambda: KafkaSettings("b:9092", ""), "--topic is empty"),
         (
-            ["--kafka-auth", "kerberos"],
-            "--kafka-auth 'kerberos' is not one of: plaintext, sasl-plain, msk-iam",
+            lambda: KafkaSettings("b:9092", "products", auth=KafkaAuth.SASL_PLAIN),
+            "Kafka auth sasl-plain needs an API key and secret reference",
         ),
-        (["--topic", " "], "--topic is empty"),
+        (
+            lambda: KafkaSettings("b:9092", "products", auth=KafkaAuth.MSK_IAM),
+            "Kafka auth msk-iam needs --region (or AWS_REGION)",
+        ),
+        (lambda: RegistrySettings(Flavor.CONFLUENT), "flavor confluent needs --registry-url"),
+        (
+            lambda: RegistrySettings(Flavor.GLUE, glue_registry_name="avrolake"),
+            "flavor glue needs --glue-registry and --region",
+        ),
+        (
+            lambda: RegistrySettings(
+                Flavor.CONFLUENT, url="https://sr", basic_auth_user=SecretRef("U", "u")
+            ),
+            "registry basic auth needs both a user and a password reference",
+        ),
     ],
 )
-def test_bad_values_name_the_option(argv: list[str], message: str) -> None:
+def test_invalid_settings_cannot_be_built(build: Callable[[], object], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        connection_from_args(parse(*argv))
+        build()
     assert str(raised.value) == message
 
 
@@ -94,28 +54,10 @@ def test_a_secret_resolves_from_its_environment_variable(monkeypatch: pytest.Mon
 
 def test_a_missing_secret_says_where_it_was_looked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONFLUENT_API_SECRET", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     with pytest.raises(ConfigError) as raised:
         SecretRef("CONFLUENT_API_SECRET", "kafka-api-secret", "avrolake").resolve()
     assert str(raised.value) == (
         "secret not found: set environment variable CONFLUENT_API_SECRET "
         "or secret avrolake/kafka-api-secret"
-    )
-
-
-def test_registry_basic_auth_is_on_with_a_user_secret() -> None:
-    settings = connection_from_args(
-        parse(
-            "--registry-url",
-            "https://sr.example",
-            "--registry-user-secret",
-            "sr-key",
-            "--secret-scope",
-            "avrolake",
-        )
-    )
-    assert settings.registry.basic_auth_user == SecretRef(
-        "SCHEMA_REGISTRY_USER", "sr-key", "avrolake"
-    )
-    assert settings.registry.basic_auth_password == SecretRef(
-        "SCHEMA_REGISTRY_PASSWORD", "registry-api-secret", "avrolake"
     )

@@ -56,13 +56,13 @@ def check_writable_dir(what: str, path: Path, option: str) -> None:
 
 
 def check_table_paths(args: argparse.Namespace) -> None:
-    """For a command with table arguments (see ``add_table_arguments``), off Databricks: the
+    """For a command with table arguments (see ``options.add_table_arguments``), off Databricks: the
     warehouse directory and the checkpoint root can be written, and no table path is a file.
 
     On Databricks tables are catalog names and checkpoints live on volumes or object storage,
     which only Spark can check.
     """
-    from avrolake.pipeline.tables import locations_from_args
+    from avrolake.cli.options import locations_from_args
     from avrolake.settings import on_databricks
 
     if not hasattr(args, "warehouse_dir") or on_databricks():

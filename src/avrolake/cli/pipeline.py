@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from avrolake.cli.failures import quiet_spark_logs, spark_errors
+from avrolake.cli.options import (
+    add_connection_arguments,
+    add_table_arguments,
+    add_trigger_arguments,
+    connection_from_args,
+    locations_from_args,
+    trigger_from_args,
+)
 from avrolake.cli.stopping import StopRequest, await_query, stop_signals
 from avrolake.errors import ConfigError
-from avrolake.pipeline.tables import add_table_arguments, locations_from_args
-from avrolake.pipeline.triggers import add_trigger_arguments, trigger_from_args
-from avrolake.settings import add_connection_arguments, connection_from_args
+from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+    from avrolake.registry import SchemaRegistry
 
 # what every stage's command uses, here and in gold_command
 __all__ = ["await_query", "quiet_spark_logs", "register", "spark_errors", "stop_signals"]
 
-DEFAULT_OUTAGE_TIMEOUT_S = 600.0  # pipeline.batch_schemas' default, without importing Spark
 log = logging.getLogger(__name__)
+Checked = TypeVar("Checked")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,10 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--starting-offsets",
         default="earliest",
-        help='earliest | latest | per-partition JSON, e.g. {"products": {"0": 42, "1": -2}}',
+        help='earliest | latest | per-partition JSON, e.g. {"products": {"0": 42, "1": -2}} '
+        "(default: %(default)s)",
     )
     ingest.add_argument(
-        "--max-offsets-per-trigger", type=int, help="rate limit per micro-batch (at least 1)"
+        "--max-offsets-per-trigger",
+        type=int,
+        metavar="N",
+        help="rate limit per micro-batch, at least 1 (default: no limit)",
     )
     ingest.set_defaults(handler=ingest_command)
 
@@ -65,40 +83,6 @@ def check_max_offsets(value: int | None) -> int | None:
     return value
 
 
-def ingest_command(args: argparse.Namespace) -> int:
-    from avrolake.pipeline import preflight
-    from avrolake.pipeline.runners import run_ingest, validate_starting_offsets
-    from avrolake.spark import build_session
-
-    connection = connection_from_args(args)
-    locations = locations_from_args(args)
-    trigger = trigger_from_args(args)
-    validate_starting_offsets(args.starting_offsets)
-    max_offsets = check_max_offsets(args.max_offsets_per_trigger)
-    # From here on a signal is recorded, not fatal: one during the preflight or Spark's start-up
-    # ends the command with 0 before the stream starts, or stops the stream once it has.
-    with stop_signals() as stop:
-        preflight.check_topic(connection.kafka)
-        if _stopped_before_start(stop):
-            return 0
-        with spark_errors("ingest", stop):
-            spark = build_session("avrolake-ingest")
-            stop.install()  # the new SparkContext took SIGINT over
-            quiet_spark_logs(spark, verbose=args.verbose)
-            if _stopped_before_start(stop):  # Spark's start-up takes seconds
-                return 0
-            query = run_ingest(
-                spark,
-                connection,
-                locations,
-                trigger,
-                starting_offsets=args.starting_offsets,
-                max_offsets_per_trigger=max_offsets,
-            )
-            return await_query(query, stop)
-        return 0  # spark_errors swallowed what a signal to the process group did to Spark
-
-
 def _positive_seconds(raw: str) -> float:
     try:
         seconds = float(raw)
@@ -109,34 +93,77 @@ def _positive_seconds(raw: str) -> float:
     return seconds
 
 
+def ingest_command(args: argparse.Namespace) -> int:
+    from avrolake.pipeline import preflight
+    from avrolake.pipeline.runners import run_ingest, validate_starting_offsets
+
+    # what the options alone can tell first, then what the environment has to supply
+    locations = locations_from_args(args)
+    trigger = trigger_from_args(args)
+    starting_offsets = validate_starting_offsets(args.starting_offsets)
+    max_offsets = check_max_offsets(args.max_offsets_per_trigger)
+    connection = connection_from_args(args)
+
+    def start(spark: SparkSession, _: None) -> StreamingQuery:
+        return run_ingest(
+            spark,
+            connection,
+            locations,
+            trigger,
+            starting_offsets=starting_offsets,
+            max_offsets_per_trigger=max_offsets,
+        )
+
+    return _run_stream("ingest", lambda: preflight.check_topic(connection.kafka), start, args)
+
+
 def silver_command(args: argparse.Namespace) -> int:
     from avrolake.pipeline import preflight
     from avrolake.pipeline.runners import run_silver
-    from avrolake.spark import build_session
 
-    connection = connection_from_args(args)
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
-    with stop_signals() as stop:  # see ingest_command
-        registry = preflight.check_registry(connection)
+    connection = connection_from_args(args)
+
+    def start(spark: SparkSession, registry: SchemaRegistry) -> StreamingQuery:
+        return run_silver(
+            spark,
+            connection,
+            locations,
+            trigger,
+            registry=registry,
+            outage_timeout_s=args.registry_outage_timeout,
+        )
+
+    return _run_stream("silver", lambda: preflight.check_registry(connection), start, args)
+
+
+def _run_stream(
+    stage: str,
+    check: Callable[[], Checked],
+    start: Callable[[SparkSession, Checked], StreamingQuery],
+    args: argparse.Namespace,
+) -> int:
+    """Check what the stream reads from (``check``: seconds, and no Spark), start Spark and the
+    stream (``start``, given what ``check`` returned) and wait until it ends.
+
+    From the check on, SIGTERM/SIGINT are recorded, not fatal: one during the check or Spark's
+    start-up ends the command with 0 before the stream starts, or stops the stream once it has.
+    """
+    from avrolake.spark import build_session
+
+    with stop_signals() as stop:
+        checked = check()
         if _stopped_before_start(stop):
             return 0
-        with spark_errors("silver", stop):
-            spark = build_session("avrolake-silver")
+        with spark_errors(stage, stop):
+            spark = build_session(f"avrolake-{stage}")
             stop.install()  # the new SparkContext took SIGINT over
             quiet_spark_logs(spark, verbose=args.verbose)
             if _stopped_before_start(stop):  # Spark's start-up takes seconds
                 return 0
-            query = run_silver(
-                spark,
-                connection,
-                locations,
-                trigger,
-                registry=registry,
-                outage_timeout_s=args.registry_outage_timeout,
-            )
-            return await_query(query, stop)
-        return 0  # see ingest_command
+            return await_query(start(spark, checked), stop)
+        return 0  # spark_errors swallowed what a signal to the process group did to Spark
 
 
 def _stopped_before_start(stop: StopRequest) -> bool:

@@ -6,42 +6,66 @@ import argparse
 import logging
 from pathlib import Path
 
+from avrolake.cli.options import SCHEMAS_DIR, add_connection_arguments, connection_from_args
 from avrolake.connection import LIBRDKAFKA_LOGGER
 from avrolake.errors import ConfigError, KafkaError
 from avrolake.producer.mix import parse_mix
-from avrolake.producer.run import ProduceOptions, run_produce
+from avrolake.producer.run import DEFAULT_COUNT, ProduceOptions, run_produce
 from avrolake.schemas import load_versions
-from avrolake.settings import add_connection_arguments, connection_from_args
+from avrolake.settings import Flavor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("produce", help="produce random Product events")
     add_connection_arguments(parser)
-    parser.add_argument("--schemas-dir", type=Path, default=Path("schemas/product"))
     parser.add_argument(
-        "--mix", default=None, help="version weights, e.g. v1=0.2,v2=0.5,v3=0.3 (default: equal)"
+        "--schemas-dir",
+        type=Path,
+        default=SCHEMAS_DIR,
+        help="directory of v<N>.avsc files (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mix",
+        default=None,
+        help="version weights, e.g. v1=0.2,v2=0.5,v3=0.3 (default: every version equally)",
     )
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--count", type=int, default=None, help="events to produce (default 1000)")
-    amount.add_argument("--duration", type=float, default=None, help="seconds to produce for")
-    parser.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
-    parser.add_argument("--seed", type=int, default=None, help="reproduce a run's events")
+    amount.add_argument(
+        "--count", type=int, default=None, help=f"events to produce (default: {DEFAULT_COUNT})"
+    )
+    amount.add_argument(
+        "--duration", type=float, default=None, help="seconds to produce for (default: none)"
+    )
     parser.add_argument(
-        "--manifest", type=Path, default=None, help="write acknowledged records as JSON lines here"
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="reproduce a run's events (default: a random seed, printed in the summary)",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="write acknowledged records as JSON lines here (default: none)",
     )
     parser.add_argument(
         "--no-register",
         dest="register",
         action="store_false",
-        help="require the versions to be registered already",
+        help="require the versions to be registered already (default: register them)",
     )
     parser.add_argument(
-        "--glue-compression", action="store_true", help="glue flavor: zlib-compress record bodies"
+        "--glue-compression",
+        action="store_true",
+        help="flavor glue: zlib-compress record bodies (default: off)",
     )
     parser.add_argument(
         "--fast-serializer",
         action="store_true",
-        help="fastavro behind the library's header (checked byte-equal at start)",
+        help="fastavro behind the library's header, checked byte-equal at start (default: off)",
     )
     parser.set_defaults(handler=run)
 
@@ -59,8 +83,8 @@ def quiet_client_logs(verbose: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_client_logs(args.verbose)
-    settings = connection_from_args(args)
     mix = parse_mix(args.mix) if args.mix else None
+    settings = connection_from_args(args)
     versions = load_versions(args.schemas_dir)
     if mix is not None:
         mix.check_known(v.number for v in versions)
@@ -75,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         glue_compression=args.glue_compression,
         fast_serializer=args.fast_serializer,
     )
-    if args.glue_compression and settings.flavor.value != "glue":
+    if args.glue_compression and settings.flavor is not Flavor.GLUE:
         raise ConfigError("--glue-compression needs --flavor glue")
     summary = run_produce(settings, versions, options)
     for line in summary.lines():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avrolake.cli.options import SCHEMAS_DIR, add_connection_arguments, connection_from_args
 from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.schemas import (
     SchemaVersion,
@@ -14,9 +15,8 @@ from avrolake.schemas import (
     load_versions,
     normalize_mode,
 )
-from avrolake.settings import Flavor, add_connection_arguments, connection_from_args
+from avrolake.settings import Flavor
 
-DEFAULT_DIR = Path("schemas/product")
 DEFAULT_MODE = "FULL_TRANSITIVE"
 
 
@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check", help="check every version against the earlier ones")
     _common(check)
     check.add_argument(
-        "--candidate", type=Path, default=None, help="an extra .avsc checked as the newest version"
+        "--candidate",
+        type=Path,
+        default=None,
+        help="an extra .avsc checked as the newest version (default: none)",
     )
     check.set_defaults(handler=run_check)
 
@@ -41,8 +44,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dir",
         type=Path,
-        default=DEFAULT_DIR,
-        help=f"directory of v<N>.avsc files (default: {DEFAULT_DIR})",
+        default=SCHEMAS_DIR,
+        help="directory of v<N>.avsc files (default: %(default)s)",
     )
     parser.add_argument(
         "--mode",

@@ -7,14 +7,12 @@ stage sees a ``TableRef`` and never builds a location itself.
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avrolake.errors import ConfigError
-from avrolake.settings import local_warehouse_dir
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -105,29 +103,3 @@ class TableLocations:
         root = Path(warehouse).absolute()
         refs = {table: TableRef(path=str(root / table)) for table in TABLES}
         return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
-
-
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("tables")
-    group.add_argument("--catalog", help="Unity Catalog catalog (with --schema: tables by name)")
-    group.add_argument(
-        "--schema", help="Unity Catalog schema holding bronze/silver/quarantine/gold"
-    )
-    group.add_argument(
-        "--warehouse-dir",
-        help="without --catalog: Delta tables as paths here (default $AVROLAKE_WAREHOUSE "
-        "or ~/.cache/avrolake/warehouse)",
-    )
-    group.add_argument("--checkpoint-root", help="default: <warehouse>/_checkpoints")
-
-
-def locations_from_args(args: argparse.Namespace) -> TableLocations:
-    if args.catalog or args.schema:
-        if not (args.catalog and args.schema):
-            raise ConfigError("--catalog and --schema go together")
-        if not args.checkpoint_root:
-            raise ConfigError("--checkpoint-root is required with --catalog (e.g. a UC volume)")
-        return TableLocations.in_catalog(args.catalog, args.schema, args.checkpoint_root)
-    return TableLocations.in_directory(
-        args.warehouse_dir or local_warehouse_dir(), args.checkpoint_root
-    )

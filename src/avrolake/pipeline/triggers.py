@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,34 +12,20 @@ if TYPE_CHECKING:
 
 AVAILABLE_NOW = "available-now"
 CONTINUOUS = "continuous"
+MODES = (AVAILABLE_NOW, CONTINUOUS)
+DEFAULT_INTERVAL = "5 seconds"
 
 
 @dataclass(frozen=True)
 class TriggerSettings:
     mode: str = AVAILABLE_NOW
-    interval: str = "5 seconds"  # micro-batch interval in continuous mode
+    interval: str = DEFAULT_INTERVAL  # micro-batch interval in continuous mode
 
     def __post_init__(self) -> None:
-        if self.mode not in (AVAILABLE_NOW, CONTINUOUS):
-            raise ConfigError(
-                f"--trigger {self.mode!r} is not one of: {AVAILABLE_NOW}, {CONTINUOUS}"
-            )
+        if self.mode not in MODES:
+            raise ConfigError(f"--trigger {self.mode!r} is not one of: {', '.join(MODES)}")
 
     def apply(self, writer: DataStreamWriter) -> DataStreamWriter:
         if self.mode == AVAILABLE_NOW:
             return writer.trigger(availableNow=True)
         return writer.trigger(processingTime=self.interval)
-
-
-def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("trigger")
-    group.add_argument(
-        "--trigger",
-        default=AVAILABLE_NOW,
-        help=f"{AVAILABLE_NOW} (drain and stop; scheduled jobs) | {CONTINUOUS}",
-    )
-    group.add_argument("--interval", default="5 seconds", help="micro-batch interval, continuous")
-
-
-def trigger_from_args(args: argparse.Namespace) -> TriggerSettings:
-    return TriggerSettings(mode=args.trigger, interval=args.interval)

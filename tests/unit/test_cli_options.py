@@ -1,0 +1,363 @@
+"""Command lines as users type them, through the real parser, into the settings the pipeline
+takes: defaults from the environment (never a built-in address), and one-line errors naming the
+option and the variable."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from avrolake.cli import build_parser, run
+from avrolake.cli.options import connection_from_args, locations_from_args, trigger_from_args
+from avrolake.pipeline.tables import TableLocations, TableRef
+from avrolake.pipeline.triggers import TriggerSettings
+from avrolake.settings import (
+    DEFAULT_OUTAGE_TIMEOUT_S,
+    ConnectionSettings,
+    Flavor,
+    KafkaAuth,
+    KafkaSettings,
+    RegistrySettings,
+    SecretRef,
+)
+
+OPTION_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "SCHEMA_REGISTRY_URL",
+    "AWS_ENDPOINT_URL_GLUE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AVROLAKE_FLAVOR",
+    "AVROLAKE_TOPIC",
+    "AVROLAKE_KAFKA_AUTH",
+    "AVROLAKE_GLUE_REGISTRY",
+    "AVROLAKE_SECRET_SCOPE",
+    "AVROLAKE_WAREHOUSE",
+    "AVROLAKE_CACHE",
+    "SCHEMA_REGISTRY_USER",
+    "DATABRICKS_RUNTIME_VERSION",
+    # the local stack's ports: they must no longer move any default
+    "AVROLAKE_KAFKA_PORT",
+    "AVROLAKE_APICURIO_PORT",
+    "AVROLAKE_MOTO_PORT",
+)
+# the commands that take the connection options, each with what it needs besides
+CONNECTION_COMMANDS = [
+    ["produce"],
+    ["schemas", "register"],
+    ["ingest"],
+    ["silver"],
+]
+BROKERS = "b-1.example:9092,b-2.example:9092"
+REGISTRY = "https://sr.example"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in OPTION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AVROLAKE_WAREHOUSE", str(tmp_path / "warehouse"))
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def error_line(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Exit code and stderr of a command that must fail before it does anything."""
+    code = run(list(argv))
+    out, err = capsys.readouterr()
+    assert out == ""
+    return code, err
+
+
+# -- connection ----------------------------------------------------------------------------------
+
+
+def test_the_environment_supplies_every_connection_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BROKERS)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", REGISTRY)
+    monkeypatch.setenv("AVROLAKE_TOPIC", "orders")
+    for argv in CONNECTION_COMMANDS:
+        assert connection_from_args(parse(*argv)) == ConnectionSettings(
+            kafka=KafkaSettings(
+                bootstrap_servers=BROKERS,
+                topic="orders",
+                api_key=SecretRef("CONFLUENT_API_KEY", "kafka-api-key"),
+                api_secret=SecretRef("CONFLUENT_API_SECRET", "kafka-api-secret"),
+            ),
+            registry=RegistrySettings(
+                Flavor.CONFLUENT, url=REGISTRY, glue_registry_name="avrolake"
+            ),
+        ), argv
+
+
+def test_options_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "ignored:9092")
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "https://ignored.example")
+    monkeypatch.setenv("AVROLAKE_FLAVOR", "glue")
+    settings = connection_from_args(
+        parse(
+            "produce",
+            "--flavor",
+            "confluent",
+            "--bootstrap-servers",
+            BROKERS,
+            "--registry-url",
+            REGISTRY,
+            "--topic",
+            "t",
+        )
+    )
+    assert (settings.flavor, settings.kafka.bootstrap_servers, settings.registry.url) == (
+        Flavor.CONFLUENT,
+        BROKERS,
+        REGISTRY,
+    )
+    assert settings.kafka.topic == "t"
+
+
+def test_glue_takes_region_and_endpoint_where_boto3_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BROKERS)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    settings = connection_from_args(parse("produce", "--flavor", "glue"))
+    assert settings.registry == RegistrySettings(
+        Flavor.GLUE, glue_registry_name="avrolake", region="eu-west-1", endpoint_url=None
+    )  # no endpoint: boto3's own for the region, not a local one
+
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # wins over AWS_DEFAULT_REGION
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", "http://127.0.0.1:15000")
+    monkeypatch.setenv("AVROLAKE_GLUE_REGISTRY", "lake")
+    settings = connection_from_args(parse("silver", "--flavor", "glue"))
+    assert settings.registry == RegistrySettings(
+        Flavor.GLUE,
+        glue_registry_name="lake",
+        region="eu-central-1",
+        endpoint_url="http://127.0.0.1:15000",
+    )
+
+
+def test_msk_iam_signs_in_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    settings = connection_from_args(
+        parse(
+            "ingest",
+            "--flavor",
+            "glue",
+            "--bootstrap-servers",
+            "b-1.msk:9098",
+            "--kafka-auth",
+            "msk-iam",
+        )
+    )
+    assert (settings.kafka.auth, settings.kafka.region) == (KafkaAuth.MSK_IAM, "us-west-2")
+
+
+def test_an_empty_variable_is_an_unset_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "")
+    monkeypatch.setenv("AVROLAKE_TOPIC", "")
+    assert error_line(capsys, "produce") == (
+        2,
+        "avrolake produce: no Kafka bootstrap servers: pass --bootstrap-servers or set "
+        "KAFKA_BOOTSTRAP_SERVERS\n",
+    )
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BROKERS)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", REGISTRY)
+    assert connection_from_args(parse("produce")).kafka.topic == "products"
+
+
+@pytest.mark.parametrize("command", CONNECTION_COMMANDS, ids=" ".join)
+def test_no_address_is_made_up(
+    capsys: pytest.CaptureFixture[str], command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local stack's ports once were every default: now a missing address is an error, and
+    the error comes before anything is contacted."""
+    monkeypatch.setenv("AVROLAKE_KAFKA_PORT", "19092")
+    assert error_line(capsys, *command) == (
+        2,
+        f"avrolake {command[0]}: no Kafka bootstrap servers: pass --bootstrap-servers or set "
+        "KAFKA_BOOTSTRAP_SERVERS\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--bootstrap-servers", BROKERS],
+            "flavor confluent needs a schema registry URL: pass --registry-url or set "
+            "SCHEMA_REGISTRY_URL",
+        ),
+        (
+            ["--bootstrap-servers", BROKERS, "--flavor", "glue"],
+            "flavor glue needs an AWS region: pass --region or set AWS_REGION or "
+            "AWS_DEFAULT_REGION",
+        ),
+        (
+            ["--bootstrap-servers", BROKERS, "--registry-url", REGISTRY, "--kafka-auth", "msk-iam"],
+            "Kafka auth msk-iam needs an AWS region: pass --region or set AWS_REGION or "
+            "AWS_DEFAULT_REGION",
+        ),
+        (  # a malformed value is named before a missing one
+            ["--flavor", "avro"],
+            "--flavor 'avro' is not one of: confluent, glue",
+        ),
+        (
+            ["--kafka-auth", "kerberos"],
+            "--kafka-auth 'kerberos' is not one of: plaintext, sasl-plain, msk-iam",
+        ),
+        (
+            ["--bootstrap-servers", BROKERS, "--registry-url", REGISTRY, "--topic", " "],
+            "--topic is empty",
+        ),
+    ],
+)
+def test_one_line_names_the_option_and_the_variable(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert error_line(capsys, "produce", *argv) == (2, f"avrolake produce: {message}\n")
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVROLAKE_FLAVOR", "avro")
+    assert error_line(capsys, "schemas", "register") == (
+        2,
+        "avrolake schemas: --flavor 'avro' (from AVROLAKE_FLAVOR) is not one of: confluent, glue\n",
+    )
+
+
+def test_registry_basic_auth_is_on_with_a_user_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BROKERS)
+    monkeypatch.setenv("AVROLAKE_SECRET_SCOPE", "avrolake")
+    registry = connection_from_args(
+        parse("produce", "--registry-url", REGISTRY, "--registry-user-secret", "sr-key")
+    ).registry
+    assert (registry.basic_auth_user, registry.basic_auth_password) == (
+        SecretRef("SCHEMA_REGISTRY_USER", "sr-key", "avrolake"),
+        SecretRef("SCHEMA_REGISTRY_PASSWORD", "registry-api-secret", "avrolake"),
+    )
+    monkeypatch.setenv("SCHEMA_REGISTRY_USER", "from-ci")  # the variable alone turns it on
+    registry = connection_from_args(parse("produce", "--registry-url", REGISTRY)).registry
+    assert registry.basic_auth_user == SecretRef(
+        "SCHEMA_REGISTRY_USER", "registry-api-key", "avrolake"
+    )
+
+
+# -- tables and triggers -------------------------------------------------------------------------
+
+
+def test_tables_by_name_in_unity_catalog() -> None:
+    locations = locations_from_args(
+        parse(
+            "silver",
+            "--catalog",
+            "main",
+            "--schema",
+            "lake",
+            "--checkpoint-root",
+            "/Volumes/main/lake/checkpoints",
+        )
+    )
+    assert locations.silver == TableRef(name="main.lake.silver")
+    assert locations.checkpoint("silver") == "/Volumes/main/lake/checkpoints/silver"
+
+
+def test_tables_by_path_default_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert locations_from_args(parse("gold")) == TableLocations.in_directory(tmp_path / "warehouse")
+    monkeypatch.delenv("AVROLAKE_WAREHOUSE")
+    monkeypatch.setenv("AVROLAKE_CACHE", str(tmp_path / "cache"))
+    assert locations_from_args(parse("gold")) == TableLocations.in_directory(
+        tmp_path / "cache" / "warehouse"
+    )
+    given = locations_from_args(
+        parse(
+            "gold", "--warehouse-dir", str(tmp_path / "wh"), "--checkpoint-root", "s3://bucket/cp"
+        )
+    )
+    assert (given.gold, given.checkpoint_root) == (
+        TableRef(path=str(tmp_path / "wh" / "gold")),
+        "s3://bucket/cp",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--catalog", "main"], "--catalog and --schema go together"),
+        (
+            ["--catalog", "main", "--schema", "lake"],
+            "--checkpoint-root is required with --catalog (e.g. a UC volume)",
+        ),
+        (
+            ["--trigger", "sometimes"],
+            "--trigger 'sometimes' is not one of: available-now, continuous",
+        ),
+    ],
+)
+def test_table_and_trigger_mistakes_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert error_line(capsys, "gold", *argv) == (2, f"avrolake gold: {message}\n")
+
+
+def test_triggers() -> None:
+    assert trigger_from_args(parse("gold")) == TriggerSettings("available-now", "5 seconds")
+    assert trigger_from_args(
+        parse("ingest", "--trigger", "continuous", "--interval", "1 second")
+    ) == TriggerSettings("continuous", "1 second")
+
+
+def test_silver_waits_out_a_registry_outage_for_the_pipelines_default() -> None:
+    from avrolake.pipeline import batch_schemas  # the stream's own default, without the CLI's
+
+    assert parse("silver").registry_outage_timeout == DEFAULT_OUTAGE_TIMEOUT_S
+    assert batch_schemas.DEFAULT_OUTAGE_TIMEOUT_S == DEFAULT_OUTAGE_TIMEOUT_S
+    assert parse("silver", "--registry-outage-timeout", "2.5").registry_outage_timeout == 2.5
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_help_shows_every_choice_and_every_default() -> None:
+    commands = _subcommands(build_parser())
+    schemas = _subcommands(commands["schemas"])
+    parsers = {
+        "ingest": commands["ingest"],
+        "silver": commands["silver"],
+        "gold": commands["gold"],
+        "produce": commands["produce"],
+        "schemas check": schemas["check"],
+        "schemas register": schemas["register"],
+    }
+    for name, parser in parsers.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert "(default: " in (action.help or ""), (name, action.option_strings)
+    usage = commands["ingest"].format_help()
+    for shown in (
+        "--flavor {confluent,glue}",
+        "--kafka-auth {plaintext,sasl-plain,msk-iam}",
+        "--trigger {available-now,continuous}",
+        "$KAFKA_BOOTSTRAP_SERVERS",
+        "$SCHEMA_REGISTRY_URL",
+        "$AWS_ENDPOINT_URL_GLUE",
+        "$AWS_REGION",
+        "$AWS_DEFAULT_REGION",
+        "$AVROLAKE_WAREHOUSE",
+    ):
+        assert shown in usage, shown
