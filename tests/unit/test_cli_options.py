@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from avrolake.cli import build_parser, run
-from avrolake.cli.options import connection_from_args, locations_from_args, trigger_from_args
+from avrolake.cli.options import (
+    connection_from_args,
+    locations_from_args,
+    registry_from_args,
+    topic_from_args,
+    trigger_from_args,
+)
 from avrolake.pipeline.tables import TableLocations, TableRef
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.settings import (
@@ -172,17 +178,38 @@ def test_an_empty_variable_is_an_unset_one(
     assert connection_from_args(parse("produce")).kafka.topic == "products"
 
 
-@pytest.mark.parametrize("command", CONNECTION_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["produce"], "no Kafka bootstrap servers: pass --bootstrap-servers or set "
+                      "KAFKA_BOOTSTRAP_SERVERS"),
+        (["ingest"], "no Kafka bootstrap servers: pass --bootstrap-servers or set "
+                     "KAFKA_BOOTSTRAP_SERVERS"),
+        (["silver"], "no Kafka bootstrap servers: pass --bootstrap-servers or set "
+                     "KAFKA_BOOTSTRAP_SERVERS"),
+        (["schemas", "register"], "flavor confluent needs a schema registry URL: pass "
+                                  "--registry-url or set SCHEMA_REGISTRY_URL"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)  # fmt: skip
 def test_no_address_is_made_up(
-    capsys: pytest.CaptureFixture[str], command: list[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The local stack's ports once were every default: now a missing address is an error, and
     the error comes before anything is contacted."""
     monkeypatch.setenv("AVROLAKE_KAFKA_PORT", "19092")
-    assert error_line(capsys, *command) == (
-        2,
-        f"avrolake {command[0]}: no Kafka bootstrap servers: pass --bootstrap-servers or set "
-        "KAFKA_BOOTSTRAP_SERVERS\n",
+    assert error_line(capsys, *command) == (2, f"avrolake {command[0]}: {message}\n")
+
+
+def test_registering_schemas_needs_no_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", REGISTRY)
+    args = parse("schemas", "register", "--topic", "orders")
+    assert (topic_from_args(args), registry_from_args(args)) == (
+        "orders",
+        RegistrySettings(Flavor.CONFLUENT, url=REGISTRY, glue_registry_name="avrolake"),
     )
 
 

@@ -57,8 +57,11 @@ __all__ = [
     "add_trigger_arguments",
     "connection_from_args",
     "flavor_from_args",
+    "kafka_from_args",
     "locations_from_args",
     "parse_choice",
+    "registry_from_args",
+    "topic_from_args",
     "trigger_from_args",
 ]
 
@@ -232,34 +235,45 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
     """Validated settings from ``add_connection_arguments`` options and their variables: every
-    value that is malformed first, then every value the flavor and auth need but nobody gave."""
-    flavor = flavor_from_args(args)
+    malformed value first, then the first value that is needed but that nobody gave."""
+    flavor_from_args(args)
+    _choice_of(KAFKA_AUTH, KafkaAuth, args)
+    return ConnectionSettings(kafka=kafka_from_args(args), registry=registry_from_args(args))
+
+
+def kafka_from_args(args: argparse.Namespace) -> KafkaSettings:
     auth = _choice_of(KAFKA_AUTH, KafkaAuth, args)
     bootstrap_servers = BOOTSTRAP_SERVERS.require(args, "no Kafka bootstrap servers")
     region = REGION.value(args)
     if auth is KafkaAuth.MSK_IAM and region is None:
         raise REGION.missing("Kafka auth msk-iam needs an AWS region")
+    scope = SECRET_SCOPE.value(args)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        topic=topic_from_args(args),
+        auth=auth,
+        region=region,
+        api_key=SecretRef("CONFLUENT_API_KEY", args.kafka_key_secret, scope),
+        api_secret=SecretRef("CONFLUENT_API_SECRET", args.kafka_secret_secret, scope),
+    )
+
+
+def registry_from_args(args: argparse.Namespace) -> RegistrySettings:
+    """The registry part alone, for a command that never talks to Kafka (``schemas register``)."""
+    flavor = flavor_from_args(args)
+    region = REGION.value(args)
     if flavor is Flavor.GLUE and region is None:
         raise REGION.missing("flavor glue needs an AWS region")
     if flavor is Flavor.CONFLUENT:
         url: str | None = REGISTRY_URL.require(args, "flavor confluent needs a schema registry URL")
     else:
         url = REGISTRY_URL.value(args)
-    topic = TOPIC.value(args) or ""
     scope = SECRET_SCOPE.value(args)
-    kafka = KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic=topic,
-        auth=auth,
-        region=region,
-        api_key=SecretRef("CONFLUENT_API_KEY", args.kafka_key_secret, scope),
-        api_secret=SecretRef("CONFLUENT_API_SECRET", args.kafka_secret_secret, scope),
-    )
     basic_auth = args.registry_user_secret is not None or bool(
         os.environ.get("SCHEMA_REGISTRY_USER")
     )
     user_key = args.registry_user_secret or "registry-api-key"
-    registry = RegistrySettings(
+    return RegistrySettings(
         flavor=flavor,
         url=url,
         basic_auth_user=SecretRef("SCHEMA_REGISTRY_USER", user_key, scope) if basic_auth else None,
@@ -272,7 +286,13 @@ def connection_from_args(args: argparse.Namespace) -> ConnectionSettings:
         region=region,
         endpoint_url=GLUE_ENDPOINT_URL.value(args),
     )
-    return ConnectionSettings(kafka=kafka, registry=registry)
+
+
+def topic_from_args(args: argparse.Namespace) -> str:
+    topic = TOPIC.value(args) or ""
+    if not topic.strip():
+        raise ConfigError("--topic is empty")
+    return topic
 
 
 # -- tables --------------------------------------------------------------------------------------

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from avrolake.cli.options import SCHEMAS_DIR, add_connection_arguments, connection_from_args
+from avrolake.cli.options import (
+    SCHEMAS_DIR,
+    add_connection_arguments,
+    registry_from_args,
+    topic_from_args,
+)
 from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.schemas import (
     SchemaVersion,
@@ -84,12 +89,12 @@ def run_register(args: argparse.Namespace) -> int:
     from avrolake.cli.produce import quiet_client_logs
 
     quiet_client_logs(args.verbose)
-    settings = connection_from_args(args)
+    topic = topic_from_args(args)
+    settings = registry_from_args(args)
     mode = normalize_mode(args.mode)
     versions = load_versions(args.dir)
     check_compatibility(versions, mode)  # moto enforces nothing: refuse locally first
-    topic = settings.kafka.topic
-    registry = open_registry(settings.registry)
+    registry = open_registry(settings)
     registered: list[tuple[SchemaVersion, RegisteredSchema]] = []
     for index, version in enumerate(versions):
         registered.append((version, registry.register(topic, version.text)))
