@@ -170,7 +170,7 @@ class GlueRegistry:
                     ),
                     registering=True,
                 )
-                version_id, status = created["SchemaVersionId"], created["SchemaVersionStatus"]
+                version_id, status = created["SchemaVersionId"], created.get("SchemaVersionStatus")
             except RegistryError as error:
                 if error.code != "AlreadyExistsException":  # else another producer was first
                     raise
@@ -183,7 +183,7 @@ class GlueRegistry:
                 ),
                 registering=True,
             )
-            version_id, status = added["SchemaVersionId"], added["Status"]
+            version_id, status = added["SchemaVersionId"], added.get("Status")
         if status != "AVAILABLE":
             self._check_passed(topic, str(version_id))
         return self.by_ref(str(version_id))
