@@ -36,13 +36,8 @@ from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.producer.serializers import build_serializers
 from avrolake.registry import open_registry
 from avrolake.schemas import load_versions
-from avrolake.settings import (
-    ConnectionSettings,
-    Flavor,
-    KafkaSettings,
-    LocalPorts,
-    RegistrySettings,
-)
+from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from avrolake_dev.settings import LocalPorts
 from machine import describe_machine
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "product"

@@ -11,7 +11,7 @@ line or a repr.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -31,54 +31,9 @@ class KafkaAuth(StrEnum):
     MSK_IAM = "msk-iam"  # AWS MSK: SASL_SSL OAUTHBEARER signed with IAM credentials
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a port number") from None
-
-
-@dataclass(frozen=True)
-class LocalPorts:
-    """Loopback ports of the embedded stack, overridable through the environment."""
-
-    kafka: int = field(default_factory=lambda: _env_int("AVROLAKE_KAFKA_PORT", 19092))
-    kafka_controller: int = field(
-        default_factory=lambda: _env_int("AVROLAKE_KAFKA_CONTROLLER_PORT", 19093)
-    )
-    apicurio: int = field(default_factory=lambda: _env_int("AVROLAKE_APICURIO_PORT", 18081))
-    moto: int = field(default_factory=lambda: _env_int("AVROLAKE_MOTO_PORT", 15000))
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.kafka}"
-
-    @property
-    def confluent_registry_url(self) -> str:
-        return f"http://127.0.0.1:{self.apicurio}/apis/ccompat/v7"
-
-    @property
-    def glue_endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.moto}"
-
-
 def cache_dir() -> Path:
     """Where downloads (jars, archives, the Databricks CLI) live: never inside the repository."""
     return Path(os.environ.get("AVROLAKE_CACHE", Path.home() / ".cache" / "avrolake"))
-
-
-def local_state_dir() -> Path:
-    """Pid files and logs of the embedded stack (``AVROLAKE_STATE_DIR``)."""
-    raw = os.environ.get("AVROLAKE_STATE_DIR")
-    return Path(raw).expanduser() if raw else cache_dir() / "state"
-
-
-def local_warehouse_dir() -> Path:
-    """Where local runs keep their Delta tables (``AVROLAKE_WAREHOUSE``)."""
-    return Path(os.environ.get("AVROLAKE_WAREHOUSE", cache_dir() / "warehouse"))
 
 
 def on_databricks() -> bool:
