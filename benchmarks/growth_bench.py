@@ -90,7 +90,7 @@ def one_day(total: int) -> Callable[[Column], Column]:
     """Event times spread evenly over one day, increasing with the row id."""
 
     def timestamp(row_id: Column) -> Column:
-        return (F.lit(DAY_START) + row_id * DAY_SECONDS // total).cast("long")
+        return (F.lit(DAY_START) + F.floor(row_id * DAY_SECONDS / total)).cast("long")
 
     return timestamp
 

@@ -64,7 +64,7 @@ def breakdown(flavor: Flavor, fast: bool) -> tuple[float, float, list[bytes]]:
     versions = load_versions(SCHEMAS)
     conn = settings(flavor, f"bench-{uuid.uuid4().hex[:8]}")
     serializers = build_serializers(
-        flavor, open_registry(conn.registry), conn.kafka.topic, versions, fast=fast
+        open_registry(conn.registry), conn.kafka.topic, versions, fast=fast
     )
     draw = parse_mix(MIX).draw(random.Random(1))
     fields = {v.number: v.field_names for v in versions}

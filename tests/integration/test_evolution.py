@@ -18,42 +18,34 @@ are read without ``RETIRED``: the enum default applies.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from avro_oracle import (
-    UTC_EPOCH,
-    collected,
-    local_naive,
-    record_as_collected,
-    resolve,
-    typed,
-    write,
-)
-from avrolake import wire
-from avrolake.connection import producer_config
 from avrolake.pipeline.runners import run_ingest, run_silver
-from avrolake.pipeline.silver import METADATA_COLUMNS, fingerprint
+from avrolake.pipeline.silver import fingerprint
 from avrolake.pipeline.silver_io import recorded_reader
 from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.broker import ensure_topic
 from avrolake.registry import RegisteredSchema, SchemaRegistry, open_registry
 from avrolake.registry.confluent import subject_for
-from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
-from evolution_versions import V1, V2, V3, V3_AGAIN, V4, event
+from avrolake.settings import ConnectionSettings, Flavor
+from evolution_versions import V1, V2, V3, V3_AGAIN, V4
+from live_topic import (
+    Producers,
+    alive,
+    assert_silver_is_avro_resolution,
+    connection,
+    wait_for,
+)
 
 LIVE = TriggerSettings(mode="continuous", interval="1 second")
 CATCH_UP_S = 420.0  # per step; two shared cores, other Spark tests running
@@ -80,69 +72,6 @@ STEPS = [
 # --- the stack ---------------------------------------------------------------------------------
 
 
-def connection(local_stack: Any, flavor: str, topic: str) -> ConnectionSettings:
-    return ConnectionSettings(
-        kafka=KafkaSettings(bootstrap_servers=local_stack.bootstrap_servers, topic=topic),
-        registry=RegistrySettings(
-            flavor=Flavor(flavor),
-            url=local_stack.confluent_registry_url,
-            glue_registry_name="avrolake-tests",  # conftest's: moto allows only 10 registries
-            region="us-east-1",
-            endpoint_url=local_stack.glue_endpoint_url,
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class Sent:
-    event_id: str
-    writer: RegisteredSchema
-    value: bytes
-    partition: int
-    offset: int
-    timestamp_ms: int
-
-
-class Producers:
-    """Producers of any registered version: records framed as the registries' serializers frame
-    them, through one plain producer; Glue's are zlib-compressed every other record, as its
-    serializer can be configured to. ``sent`` is every record delivered, in order."""
-
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.settings = settings
-        self.producer = Producer(producer_config(settings.kafka))
-        self.sent: list[Sent] = []
-        self.n = 0
-
-    def frame(self, writer: RegisteredSchema, body: bytes) -> bytes:
-        if self.settings.flavor is Flavor.CONFLUENT:
-            return wire.frame_confluent(int(writer.ref), body)
-        return wire.frame_glue(writer.ref, body, compress=self.n % 2 == 1)
-
-    def produce(self, writer: RegisteredSchema, count: int) -> None:
-        delivered: list[Sent | str] = []
-        for _ in range(count):
-            self.n += 1
-            event_id = f"e{self.n:03d}-v{writer.version}"
-            value = self.frame(
-                writer, write(writer.schema_str, event(writer.schema_str, self.n, event_id))
-            )
-
-            def report(error: Any, message: Any, event_id: str = event_id, value: bytes = value):
-                if error is not None:
-                    delivered.append(f"{event_id}: {error}")
-                    return
-                sent = Sent(event_id, writer, value, message.partition(), message.offset(),
-                            message.timestamp()[1])  # fmt: skip
-                delivered.append(sent)
-
-            self.producer.produce(self.settings.kafka.topic, value=value, on_delivery=report)
-        assert self.producer.flush(60) == 0
-        assert [d for d in delivered if isinstance(d, str)] == []
-        self.sent.extend(d for d in delivered if isinstance(d, Sent))
-        assert len(delivered) == count
-
-
 def latest_goes_away(
     settings: ConnectionSettings, registry: SchemaRegistry, versions: dict[int, RegisteredSchema]
 ) -> RegisteredSchema:
@@ -159,20 +88,6 @@ def latest_goes_away(
 
 
 # --- waiting and comparing ---------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(2)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
-
-
-def alive(queries: list[StreamingQuery]) -> None:
-    for query in queries:
-        assert query.isActive, f"{query.name} stopped: {query.exception()}"
 
 
 def catch_up(
@@ -197,58 +112,6 @@ def catch_up(
         return tables.silver.read(spark).count() + quarantined >= sent
 
     wait_for(done, CATCH_UP_S, f"silver with reader v{reader.version} and all {sent} records")
-
-
-def expected_rows(
-    spark: SparkSession, tables: TableLocations, sent: list[Sent], reader: RegisteredSchema
-) -> dict[str, dict]:
-    """Silver's rows as the oracle says they must be: the Product columns from fastavro's
-    resolution of each record's bronze bytes, the rest from its delivery report and bronze."""
-    by_coordinates = {(s.partition, s.offset): s for s in sent}
-    rows: dict[str, dict] = {}
-    for bronze in tables.bronze.read(spark).collect():
-        s = by_coordinates[(bronze.partition, bronze.offset)]
-        assert bytes(bronze.value) == s.value  # bronze holds exactly what was produced
-        frame = wire.parse(bytes(bronze.value))
-        assert frame.schema_ref == s.writer.ref
-        record = resolve(frame.payload, s.writer.schema_str, reader.schema_str)
-        event_time = UTC_EPOCH + dt.timedelta(seconds=record["timestamp"])
-        rows[s.event_id] = {
-            **record_as_collected(record, reader.schema_str),
-            "event_time": local_naive(event_time),
-            "event_date": event_time.date(),
-            "schema_version": s.writer.version,
-            "schema_ref": s.writer.ref,
-            "wire_format": frame.wire_format.value,
-            "topic": bronze.topic,
-            "partition": s.partition,
-            "offset": s.offset,
-            "kafka_timestamp": local_naive(UTC_EPOCH + dt.timedelta(milliseconds=s.timestamp_ms)),
-            "ingested_at": bronze.ingested_at,
-        }
-    assert len(rows) == len(sent)
-    return rows
-
-
-def assert_silver_is_avro_resolution(
-    spark: SparkSession, tables: TableLocations, sent: list[Sent], reader: RegisteredSchema
-) -> None:
-    if tables.quarantine.exists(spark):  # silver creates it with its first bad record
-        quarantine = tables.quarantine.read(spark).select("offset", "schema_ref", "reason")
-        assert quarantine.collect() == []
-    silver = tables.silver.read(spark)
-    reader_fields = [f["name"] for f in json.loads(reader.schema_str)["fields"]]
-    assert sorted(silver.columns) == sorted([*reader_fields, *METADATA_COLUMNS])
-    got = [{c: collected(row[c]) for c in silver.columns} for row in silver.collect()]
-    assert sorted(r["eventId"] for r in got) == sorted(s.event_id for s in sent)  # once each
-    expected = expected_rows(spark, tables, sent, reader)
-    wrong = [
-        (row["eventId"], column, value, expected[row["eventId"]][column])
-        for row in got
-        for column, value in row.items()
-        if typed(value) != typed(expected[row["eventId"]][column])
-    ]
-    assert wrong == [], f"{len(wrong)} cells differ from the oracle (eventId, column, got, want)"
 
 
 # --- the test ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from avrolake.errors import AvrolakeError
 
 __all__ = ["build_parser", "main", "run"]
 
-SUBCOMMAND_MODULES = ("schemas", "produce", "pipeline")
+SUBCOMMAND_MODULES = ("schemas", "produce", "pipeline", "replay")
 COMMAND_ENTRY_POINTS = "avrolake.cli"  # register functions of other distributions' commands
 USAGE_EXIT = 2  # argparse's code for a usage mistake
 

@@ -258,6 +258,32 @@ class SilverBatch:
             decoded.unpersist()
         _record_reader(spark, table, reader)
 
+    def write_silver(self, decoded: DataFrame, reader: RegisteredSchema) -> None:
+        """Insert ``decoded``'s good rows into silver (creating silver and the quarantine on the
+        first write), once per event."""
+        spark = decoded.sparkSession
+        rows = silver.silver_rows(decoded, reader)
+        if not self.locations.silver.exists(spark):
+            _create(self.locations.silver, rows, reader)
+            # the quarantine exists from the first batch on, empty or not, so readers (and
+            # replays) never meet a missing table
+            _create_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
+        merge_silver(self.locations.silver, rows)
+
+    def settle_quarantine(self, decoded: DataFrame) -> None:
+        """After a replay wrote ``decoded``'s good rows: take them out of quarantine, and give
+        the others the reason they fail with now. One MERGE by Kafka coordinates."""
+        outcome = decoded.select(*silver.COORDINATES, F.col("quarantine_reason").alias("reason"))
+        condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in silver.COORDINATES)
+        (
+            self.locations.quarantine.delta(decoded.sparkSession)
+            .alias("t")
+            .merge(outcome.alias("s"), condition)
+            .whenMatchedDelete("s.reason IS NULL")
+            .whenMatchedUpdate(set={"reason": "s.reason"})
+            .execute()
+        )
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
         batch = batch.persist()
@@ -266,13 +292,7 @@ class SilverBatch:
             decoded = self.decode(batch, reader).persist()
             try:
                 bad = decoded.where(F.col("quarantine_reason").isNotNull()).count()
-                rows = silver.silver_rows(decoded, reader)
-                if not self.locations.silver.exists(spark):
-                    _create(self.locations.silver, rows, reader)
-                    # the quarantine exists from the first batch on, empty or not, so readers
-                    # (and replays) never meet a missing table
-                    _create_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
-                merge_silver(self.locations.silver, rows)
+                self.write_silver(decoded, reader)
                 if bad:  # most batches have none: no MERGE, no commit on the quarantine
                     merge_quarantine(self.locations.quarantine, silver.quarantine_rows(decoded))
             finally:

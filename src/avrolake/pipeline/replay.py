@@ -1,0 +1,121 @@
+"""Quarantine replay: decode quarantined records again once their cause is fixed.
+
+A record is quarantined when silver cannot decode it *then*: its schema was not registered yet
+(registered late, or in a registry that replicates slowly), the reader of the time could not read
+its writer, its bytes are bad. After the cause is fixed, ``replay_quarantine`` takes the selected
+quarantined records' bronze bytes, decodes them exactly as a silver batch would (the latest reader,
+each record's own writer), inserts those that now decode into silver and takes them out of
+quarantine; the others stay, with the reason they fail with now.
+
+Exactly once: silver's insert is its dedupe MERGE (a record already in silver, from an earlier
+replay or a re-send, is not inserted again), and only then are the records taken out of quarantine
+in one MERGE. A replay that dies between the two commits leaves them in both; the next replay
+inserts nothing and finishes the removal.
+
+Run it while the silver stream is stopped (between scheduled runs): both write silver and
+quarantine, and Delta fails one of two concurrent MERGEs on the same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
+
+from avrolake.pipeline import silver
+from avrolake.pipeline.batch_schemas import DEFAULT_OUTAGE_TIMEOUT_S, SchemaResolver
+from avrolake.pipeline.silver_io import SilverBatch
+from avrolake.pipeline.tables import TableLocations
+from avrolake.registry import SchemaRegistry, open_registry
+from avrolake.settings import ConnectionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplaySelection:
+    """Which quarantined records to replay: all of the topic's, or those whose reason contains
+    ``reason`` and whose Kafka timestamp is in [``since``, ``until``) (UTC)."""
+
+    reason: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def condition(self) -> Column:
+        condition = F.lit(True)
+        if self.reason:
+            condition &= F.col("reason").contains(self.reason)
+        if self.since is not None:
+            condition &= F.col("kafka_timestamp") >= F.lit(_utc(self.since))
+        if self.until is not None:
+            condition &= F.col("kafka_timestamp") < F.lit(_utc(self.until))
+        return condition
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    selected: int
+    into_silver: int  # decoded now: inserted, or in silver already (a re-sent event)
+    still_quarantined: int
+    missing_from_bronze: int  # quarantined records whose bronze rows are gone: left as they are
+
+    def __str__(self) -> str:
+        text = (
+            f"replay: {self.selected:,} quarantined record(s) selected, {self.into_silver:,} "
+            f"now in silver, {self.still_quarantined:,} still quarantined"
+        )
+        if self.missing_from_bronze:
+            text += f", {self.missing_from_bronze:,} left alone (bronze no longer holds them)"
+        return text
+
+
+def replay_quarantine(
+    spark: SparkSession,
+    connection: ConnectionSettings,
+    locations: TableLocations,
+    selection: ReplaySelection,
+    *,
+    registry: SchemaRegistry | None = None,
+    outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
+) -> ReplaySummary:
+    """Replay the selected quarantined records of the connection's topic (see the module doc)."""
+    locations.bronze.require(spark, "ingest")
+    locations.quarantine.require(spark, "silver")
+    registry = registry or open_registry(connection.registry)
+    resolver = SchemaResolver(registry, connection.kafka.topic, outage_timeout_s)
+    batch = SilverBatch(resolver, locations, registry.wire_format)
+    reader = batch.bring_to_reader(spark)
+
+    topic = connection.kafka.topic
+    selected = (
+        locations.quarantine.read(spark)
+        .where((F.col("topic") == topic) & selection.condition())
+        .select(*silver.COORDINATES)
+        .persist()
+    )
+    try:
+        records = locations.bronze.read(spark).join(selected, list(silver.COORDINATES), "left_semi")
+        decoded = batch.decode(records, reader).persist()
+        try:
+            counts = decoded.groupBy(F.col("quarantine_reason").isNull().alias("good")).count()
+            by_outcome = {row.good: row["count"] for row in counts.collect()}
+            selected_count = selected.count()
+            if by_outcome.get(True):
+                batch.write_silver(decoded, reader)
+            if by_outcome:
+                batch.settle_quarantine(decoded)
+        finally:
+            decoded.unpersist()
+    finally:
+        selected.unpersist()
+    good, bad = by_outcome.get(True, 0), by_outcome.get(False, 0)
+    summary = ReplaySummary(selected_count, good, bad, selected_count - good - bad)
+    log.info("%s", summary)
+    return summary
