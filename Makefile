@@ -38,7 +38,7 @@ test: $(SYNCED) jars databricks-cli actionlint
 	$(VENV)/bin/pytest
 
 unit: $(SYNCED)
-	$(VENV)/bin/pytest -m "not integration"
+	$(VENV)/bin/pytest -m "not integration and not spark"  # no JVM, no stack: seconds
 
 lint: $(SYNCED)
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _INTEGRATION_DIR in item.path.parents:
             item.add_marker(pytest.mark.integration)
+        if "spark" in getattr(item, "fixturenames", ()):  # a JVM: not a unit test's budget
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")

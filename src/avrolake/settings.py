@@ -93,7 +93,9 @@ class KafkaSettings:
         if self.auth is KafkaAuth.SASL_PLAIN and (self.api_key is None or self.api_secret is None):
             raise ConfigError("Kafka auth sasl-plain needs an API key and secret reference")
         if self.auth is KafkaAuth.MSK_IAM and not self.region:
-            raise ConfigError("Kafka auth msk-iam needs --region (or AWS_REGION)")
+            raise ConfigError(
+                "Kafka auth msk-iam needs --region (or AWS_REGION or AWS_DEFAULT_REGION)"
+            )
 
 
 # How long silver waits out an unreachable schema registry before failing the batch (see

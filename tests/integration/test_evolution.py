@@ -146,9 +146,9 @@ def test_silver_is_avro_resolution_of_bronze_through_every_evolution_live(
             for version, count in step.writers.items():
                 producing.produce(versions[version], count)
             if not queries:  # silver starts on bronze's first rows
-                queries.append(run_ingest(spark, settings, tables, LIVE))
+                queries.append(run_ingest(spark, settings.kafka, tables, LIVE))
                 wait_for(lambda: tables.bronze.exists(spark), CATCH_UP_S, "bronze created")
-                queries.append(run_silver(spark, settings, tables, LIVE))
+                queries.append(run_silver(spark, topic, registry, tables, LIVE))
                 started = [(q.id, q.runId) for q in queries]
             catch_up(spark, tables, queries, reader, len(producing.sent))
             assert_silver_is_avro_resolution(spark, tables, producing.sent, reader)

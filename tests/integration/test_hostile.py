@@ -598,9 +598,17 @@ def test_hostile_values_between_good_ones_in_running_streams(
 
     queries: list[StreamingQuery] = []
     try:
-        queries.append(run_ingest(spark, topic.connection, tables, LIVE))
+        queries.append(run_ingest(spark, topic.connection.kafka, tables, LIVE))
         wait_for(lambda: count(spark, tables.bronze) == 2, "the first bronze rows", queries)
-        queries.append(run_silver(spark, topic.connection, tables, LIVE))
+        queries.append(
+            run_silver(
+                spark,
+                topic.connection.kafka.topic,
+                open_registry(topic.connection.registry),
+                tables,
+                LIVE,
+            )
+        )
         wait_for(lambda: count(spark, tables.silver) == 2, "the first silver rows", queries)
 
         for chunk in interleave(rest, bad, rounds=3):

@@ -63,8 +63,10 @@ def finish(query: StreamingQuery, timeout_s: int = 600) -> None:
 
 
 def drain(spark: SparkSession, connection: ConnectionSettings, tables: TableLocations) -> None:
-    finish(run_ingest(spark, connection, tables, DRAIN))
-    finish(run_silver(spark, connection, tables, DRAIN))
+    finish(run_ingest(spark, connection.kafka, tables, DRAIN))
+    finish(
+        run_silver(spark, connection.kafka.topic, open_registry(connection.registry), tables, DRAIN)
+    )
     run_gold(spark, tables, DRAIN)
 
 
@@ -222,7 +224,9 @@ def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
 
     # Re-run the last silver batch, and gold.
     forget_last_commit(tables.checkpoint("silver"))
-    finish(run_silver(spark, connection, tables, DRAIN))
+    finish(
+        run_silver(spark, connection.kafka.topic, open_registry(connection.registry), tables, DRAIN)
+    )
     run_gold(spark, tables, DRAIN)  # gold keeps no checkpoint: a re-run finds nothing new
     assert snapshot(spark, tables) == (silver_after, quarantine, gold_after)
 
@@ -249,11 +253,11 @@ def test_a_version_registered_mid_stream_becomes_columns_without_restart(
         return read_manifest(manifest)
 
     produce("v1=1", 200, available=1)
-    ingest = run_ingest(spark, connection, tables, live)
+    ingest = run_ingest(spark, connection.kafka, tables, live)
     silver = None
     try:
         wait_for(lambda: tables.bronze.exists(spark) and tables.bronze.read(spark).count() == 200)
-        silver = run_silver(spark, connection, tables, live, registry=registry)
+        silver = run_silver(spark, connection.kafka.topic, registry, tables, live)
         wait_for(lambda: tables.silver.exists(spark) and tables.silver.read(spark).count() == 200)
         assert {"size", "color", "price"}.isdisjoint(tables.silver.read(spark).columns)
         query_id = silver.id

@@ -67,8 +67,11 @@ def records(writer: str, first: int, count: int) -> list[dict]:
 
 def run_stages(spark: SparkSession, settings: ConnectionSettings, tables: TableLocations) -> None:
     """One scheduled run of ingest, then of silver."""
-    for start in (run_ingest, run_silver):
-        query = start(spark, settings, tables, SCHEDULED)
+    registry = open_registry(settings.registry)
+    for query in (
+        run_ingest(spark, settings.kafka, tables, SCHEDULED),
+        run_silver(spark, settings.kafka.topic, registry, tables, SCHEDULED),
+    ):
         assert query.awaitTermination(600), f"{query.name} still running"
         assert query.exception() is None, query.exception()
 
@@ -121,7 +124,7 @@ def test_records_the_reader_could_not_read_move_to_silver_once(
     run_stages(spark, settings, tables)
 
     def replay_all() -> ReplaySummary:
-        return replay_quarantine(spark, settings, tables, ReplaySelection())
+        return replay_quarantine(spark, topic, registry, tables, ReplaySelection())
 
     unreadable = producing.sent[:4]
     reason = (
@@ -179,7 +182,9 @@ def test_records_whose_schema_was_registered_late_move_to_silver_once(
     assert registered == late, "another registration took the id between probe and schema"
     run_stages(spark, settings, tables)  # the scheduled silver run rewrites for the new reader
     assert len(quarantined(spark, tables)) == 5  # silver does not look back by itself
-    summary = replay_quarantine(spark, settings, tables, ReplaySelection(reason="unknown schema"))
+    summary = replay_quarantine(
+        spark, topic, registry, tables, ReplaySelection(reason="unknown schema")
+    )
     assert summary == ReplaySummary(5, 5, 0, 0)
     assert quarantined(spark, tables) == []
     assert_silver_is_avro_resolution(spark, tables, producing.sent, registered)

@@ -178,8 +178,8 @@ def test_scheduled_runs_follow_every_registration_exactly_once(
             else None
         )
 
-        run_to_end(run_ingest(spark, settings, tables, SCHEDULED))
-        run_to_end(run_silver(spark, settings, tables, SCHEDULED))
+        run_to_end(run_ingest(spark, settings.kafka, tables, SCHEDULED))
+        run_to_end(run_silver(spark, topic, registry, tables, SCHEDULED))
         run_gold(spark, tables, SCHEDULED)
 
         assert_silver_is_avro_resolution(spark, tables, producing.sent, reader)

@@ -48,6 +48,7 @@ from avrolake.pipeline.runners import run_silver
 from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.manifest import read_manifest
+from avrolake.registry import open_registry
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
 from avrolake_dev.local import LocalStack
 from avrolake_dev.local.proc import spawn
@@ -465,7 +466,9 @@ def test_both_flavors_through_kills_a_broker_restart_and_a_registry_pause(
     golds: dict[str, list[dict]] = {p.flavor: [] for p in pipes}
     for _ in range(2):
         for p in pipes:
-            query = run_silver(spark, p.settings, p.tables, drain)
+            query = run_silver(
+                spark, p.settings.kafka.topic, open_registry(p.settings.registry), p.tables, drain
+            )
             assert query.awaitTermination(WAIT_S) and query.exception() is None
             run_gold(spark, p.tables, drain)
             golds[p.flavor].append(gold_rows(spark, p.tables))

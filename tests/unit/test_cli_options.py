@@ -185,8 +185,10 @@ def test_an_empty_variable_is_an_unset_one(
                       "KAFKA_BOOTSTRAP_SERVERS"),
         (["ingest"], "no Kafka bootstrap servers: pass --bootstrap-servers or set "
                      "KAFKA_BOOTSTRAP_SERVERS"),
-        (["silver"], "no Kafka bootstrap servers: pass --bootstrap-servers or set "
-                     "KAFKA_BOOTSTRAP_SERVERS"),
+        (["silver"], "flavor confluent needs a schema registry URL: pass "
+                     "--registry-url or set SCHEMA_REGISTRY_URL"),
+        (["replay"], "flavor confluent needs a schema registry URL: pass "
+                     "--registry-url or set SCHEMA_REGISTRY_URL"),
         (["schemas", "register"], "flavor confluent needs a schema registry URL: pass "
                                   "--registry-url or set SCHEMA_REGISTRY_URL"),
     ],
@@ -202,6 +204,29 @@ def test_no_address_is_made_up(
     the error comes before anything is contacted."""
     monkeypatch.setenv("AVROLAKE_KAFKA_PORT", "19092")
     assert error_line(capsys, *command) == (2, f"avrolake {command[0]}: {message}\n")
+
+
+@pytest.mark.parametrize("command", ["silver", "replay"])
+def test_silver_and_replay_need_no_kafka(
+    capsys: pytest.CaptureFixture[str], command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They read bronze, never the broker: without a broker address they go on to the registry
+    (here a closed port) and fail there, before Spark starts."""
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
+    code, line = error_line(capsys, command)
+    assert code == 1
+    assert line.startswith(f"avrolake {command}: cannot reach the schema registry at http://127.0")
+
+
+def test_ingest_needs_no_registry(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SCHEMA_REGISTRY_URL", raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    code, line = error_line(capsys, "ingest")
+    assert code == 1
+    assert line.startswith("avrolake ingest: cannot reach Kafka at 127.0.0.1:9")
 
 
 def test_registering_schemas_needs_no_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -345,10 +370,7 @@ def test_triggers() -> None:
 
 
 def test_silver_waits_out_a_registry_outage_for_the_pipelines_default() -> None:
-    from avrolake.pipeline import batch_schemas  # the stream's own default, without the CLI's
-
     assert parse("silver").registry_outage_timeout == DEFAULT_OUTAGE_TIMEOUT_S
-    assert batch_schemas.DEFAULT_OUTAGE_TIMEOUT_S == DEFAULT_OUTAGE_TIMEOUT_S
     assert parse("silver", "--registry-outage-timeout", "2.5").registry_outage_timeout == 2.5
 
 

@@ -24,7 +24,7 @@ from avrolake.settings import Flavor, KafkaAuth, KafkaSettings, RegistrySettings
         ),
         (
             lambda: KafkaSettings("b:9092", "products", auth=KafkaAuth.MSK_IAM),
-            "Kafka auth msk-iam needs --region (or AWS_REGION)",
+            "Kafka auth msk-iam needs --region (or AWS_REGION or AWS_DEFAULT_REGION)",
         ),
         (lambda: RegistrySettings(Flavor.CONFLUENT), "flavor confluent needs --registry-url"),
         (

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+from pathlib import Path
+
 import pytest
 from pyspark.sql import SparkSession
 
@@ -22,6 +27,21 @@ def test_local_session_settings(spark: SparkSession) -> None:
     assert conf.get("spark.ui.enabled") == "false"
     assert conf.get("spark.driver.memory") == "2g"
     assert conf.get("spark.jars").split(",") == [str(jar) for jar in spark_jars()]
+
+
+def test_the_local_jvm_ignores_sigterm_and_sigint(spark: SparkSession) -> None:
+    """A signal to the whole process group reaches the CLI, which stops the query and Spark; the
+    JVM itself must not die under the query. pyspark's own ``Popen`` is back in place."""
+    from pyspark import SparkContext, java_gateway
+
+    assert SparkContext._gateway is not None
+    status = Path(f"/proc/{SparkContext._gateway.proc.pid}/status").read_text()
+    match = re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE)
+    assert match is not None
+    ignored = int(match.group(1), 16)
+    assert ignored & (1 << (signal.SIGTERM - 1))
+    assert ignored & (1 << (signal.SIGINT - 1))
+    assert java_gateway.Popen is subprocess.Popen
 
 
 def test_python_workers_import_avrolake(spark: SparkSession) -> None:

@@ -86,8 +86,10 @@ def test_the_installed_wheel_imports_nothing_of_the_dev_tooling(
             "--python", sys.executable, UV_PROJECT_ENVIRONMENT=str(venv))  # fmt: skip
     _uv_run("pip", "install", "--offline", "--no-deps", "--python", python, wheel)
 
+    # a developer's exported jars would win over the fallback the probe checks for
+    env = {k: v for k, v in os.environ.items() if k != "AVROLAKE_SPARK_JARS"}
     probe = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=120,
-                           check=False, cwd=tmp_path)  # fmt: skip
+                           check=False, cwd=tmp_path, env=env)  # fmt: skip
     assert probe.returncode == 0, probe.stderr
     seen = json.loads(probe.stdout)
     imported = [

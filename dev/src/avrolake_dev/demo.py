@@ -117,7 +117,7 @@ def start_silver_when_bronze_exists(
 ) -> StreamingQuery:
     if not poll(lambda: tables.bronze.exists(spark), timeout=timeout_s, interval=0.5):
         raise PipelineError(f"ingest created no bronze table in {timeout_s:.0f}s")
-    return run_silver(spark, connection, tables, trigger, registry=registry)
+    return run_silver(spark, connection.kafka.topic, registry, tables, trigger)
 
 
 def wait_until(
@@ -176,7 +176,7 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
 
     live = TriggerSettings(mode=CONTINUOUS, interval=options.interval)
     # Bronze must exist before silver can stream from it: seed it by starting ingest first.
-    queries = [run_ingest(spark, connection, tables, live)]
+    queries = [run_ingest(spark, connection.kafka, tables, live)]
     # Silver starts as soon as ingest has created bronze, from a helper thread, while the
     # producer (which owns the signal handlers, so it stays on the main thread) keeps going.
     starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-silver")

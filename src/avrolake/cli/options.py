@@ -19,7 +19,8 @@ a loopback port:
   ``AVROLAKE_SECRET_SCOPE``, else confluent, products, plaintext, avrolake and none;
 - ``--warehouse-dir``: ``AVROLAKE_WAREHOUSE``, else ``$AVROLAKE_CACHE/warehouse``.
 
-The embedded local stack prints the exports of its own addresses (``avrolake local up``).
+The embedded local stack prints the exports of its own addresses (``avrolake local up``;
+``eval "$(avrolake local env)"`` sets them).
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "connection",
         "Each default is an environment variable; there is no built-in address. The local stack "
-        "prints its own: `avrolake local up`.",
+        'sets its own: eval "$(avrolake local env)".',
     )
     add_flavor_argument(group)
     group.add_argument(TOPIC.flag, help=TOPIC.help("Kafka topic"))

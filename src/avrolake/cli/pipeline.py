@@ -12,8 +12,10 @@ from avrolake.cli.options import (
     add_connection_arguments,
     add_table_arguments,
     add_trigger_arguments,
-    connection_from_args,
+    kafka_from_args,
     locations_from_args,
+    registry_from_args,
+    topic_from_args,
     trigger_from_args,
 )
 from avrolake.cli.stopping import StopRequest, await_query, stop_signals
@@ -102,19 +104,19 @@ def ingest_command(args: argparse.Namespace) -> int:
     trigger = trigger_from_args(args)
     starting_offsets = validate_starting_offsets(args.starting_offsets)
     max_offsets = check_max_offsets(args.max_offsets_per_trigger)
-    connection = connection_from_args(args)
+    kafka = kafka_from_args(args)  # ingest copies bytes: it never asks the registry
 
     def start(spark: SparkSession, _: None) -> StreamingQuery:
         return run_ingest(
             spark,
-            connection,
+            kafka,
             locations,
             trigger,
             starting_offsets=starting_offsets,
             max_offsets_per_trigger=max_offsets,
         )
 
-    return _run_stream("ingest", lambda: preflight.check_topic(connection.kafka), start, args)
+    return _run_stream("ingest", lambda: preflight.check_topic(kafka), start, args)
 
 
 def silver_command(args: argparse.Namespace) -> int:
@@ -123,19 +125,23 @@ def silver_command(args: argparse.Namespace) -> int:
 
     locations = locations_from_args(args)
     trigger = trigger_from_args(args)
-    connection = connection_from_args(args)
+    registry_settings = registry_from_args(args)  # silver reads bronze: it never talks to Kafka
+    topic = topic_from_args(args)
 
     def start(spark: SparkSession, registry: SchemaRegistry) -> StreamingQuery:
         return run_silver(
             spark,
-            connection,
+            topic,
+            registry,
             locations,
             trigger,
-            registry=registry,
             outage_timeout_s=args.registry_outage_timeout,
         )
 
-    return _run_stream("silver", lambda: preflight.check_registry(connection), start, args)
+    def check() -> SchemaRegistry:
+        return preflight.check_registry(registry_settings, topic)
+
+    return _run_stream("silver", check, start, args)
 
 
 def _run_stream(

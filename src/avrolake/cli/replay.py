@@ -9,8 +9,9 @@ from avrolake.cli.failures import quiet_spark_logs, spark_errors
 from avrolake.cli.options import (
     add_connection_arguments,
     add_table_arguments,
-    connection_from_args,
     locations_from_args,
+    registry_from_args,
+    topic_from_args,
 )
 from avrolake.errors import ConfigError
 
@@ -48,17 +49,20 @@ def _utc_moment(raw: str) -> dt.datetime:
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    from avrolake.pipeline import preflight
     from avrolake.pipeline.replay import ReplaySelection, replay_quarantine
     from avrolake.spark import build_session
 
     selection = ReplaySelection(reason=args.reason, since=args.since, until=args.until)
     if selection.since and selection.until and selection.since >= selection.until:
         raise ConfigError(f"--since {args.since} is not before --until {args.until}")
-    connection = connection_from_args(args)
+    registry_settings = registry_from_args(args)  # replay reads bronze: it never talks to Kafka
+    topic = topic_from_args(args)
     locations = locations_from_args(args)
+    registry = preflight.check_registry(registry_settings, topic)
     with spark_errors("replay"):
         spark = build_session("avrolake-replay")
         quiet_spark_logs(spark, verbose=args.verbose)
-        summary = replay_quarantine(spark, connection, locations, selection)
+        summary = replay_quarantine(spark, topic, registry, locations, selection)
     print(summary)
     return 0

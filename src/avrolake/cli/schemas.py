@@ -15,12 +15,10 @@ from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.schemas import (
     SchemaVersion,
     check_compatibility,
-    glue_mode,
     load_schema,
     load_versions,
     normalize_mode,
 )
-from avrolake.settings import Flavor
 
 DEFAULT_MODE = "FULL_TRANSITIVE"
 
@@ -100,10 +98,8 @@ def run_register(args: argparse.Namespace) -> int:
         registered.append((version, registry.register(topic, version.text)))
         if index == 0:  # the subject / Glue schema exists from the first registration on
             registry.set_compatibility(topic, mode)
-    if settings.flavor is Flavor.CONFLUENT:
-        print(f"subject {topic}-value: compatibility {registry.compatibility(topic)}")
-    else:
-        print(f"Glue schema {topic}: compatibility {glue_mode(registry.compatibility(topic))}")
+    mode_now = registry.mode_name(registry.compatibility(topic))
+    print(f"{registry.where(topic)}: compatibility {mode_now}")
     print(f"{'version':<10}{'registry version':>17}  reference")
     for version, found in registered:
         print(f"{version.label:<10}{found.version:>17}  {found.ref}")

@@ -31,12 +31,11 @@ from avrolake.errors import PipelineError, RegistryUnavailableError, SchemaNotFo
 from avrolake.pipeline.silver import BatchSchemas
 from avrolake.registry import RegisteredSchema, SchemaRegistry
 from avrolake.schemas import resolution_problem
+from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
 from avrolake.wire import WireFormat
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_OUTAGE_TIMEOUT_S = 600.0
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from avrolake.errors import KafkaError, PipelineError, SchemaNotFoundError
 from avrolake.registry import SchemaRegistry, open_registry
-from avrolake.settings import ConnectionSettings, KafkaSettings
+from avrolake.settings import KafkaSettings, RegistrySettings
 
 METADATA_TIMEOUT_S = 10.0
 
@@ -23,14 +23,13 @@ def check_topic(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> No
         )
 
 
-def check_registry(connection: ConnectionSettings) -> SchemaRegistry:
+def check_registry(settings: RegistrySettings, topic: str) -> SchemaRegistry:
     """The registry answers and has at least one version for the topic; returns the client."""
-    registry = open_registry(connection.registry)
+    registry = open_registry(settings)
     try:
-        registry.latest(connection.kafka.topic)
+        registry.latest(topic)
     except SchemaNotFoundError:
         raise PipelineError(
-            f"no schema is registered for topic {connection.kafka.topic!r}: "
-            "run `avrolake schemas register` first"
+            f"no schema is registered for topic {topic!r}: run `avrolake schemas register` first"
         ) from None
     return registry

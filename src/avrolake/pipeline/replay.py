@@ -26,11 +26,11 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 from avrolake.pipeline import silver
-from avrolake.pipeline.batch_schemas import DEFAULT_OUTAGE_TIMEOUT_S, SchemaResolver
+from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.silver_io import SilverBatch
 from avrolake.pipeline.tables import TableLocations
-from avrolake.registry import SchemaRegistry, open_registry
-from avrolake.settings import ConnectionSettings
+from avrolake.registry import SchemaRegistry
+from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +78,20 @@ class ReplaySummary:
 
 def replay_quarantine(
     spark: SparkSession,
-    connection: ConnectionSettings,
+    topic: str,
+    registry: SchemaRegistry,
     locations: TableLocations,
     selection: ReplaySelection,
     *,
-    registry: SchemaRegistry | None = None,
     outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
 ) -> ReplaySummary:
-    """Replay the selected quarantined records of the connection's topic (see the module doc)."""
+    """Replay the selected quarantined records of ``topic`` (see the module docstring)."""
     locations.bronze.require(spark, "ingest")
     locations.quarantine.require(spark, "silver")
-    registry = registry or open_registry(connection.registry)
-    resolver = SchemaResolver(registry, connection.kafka.topic, outage_timeout_s)
+    resolver = SchemaResolver(registry, topic, outage_timeout_s)
     batch = SilverBatch(resolver, locations, registry.wire_format)
     reader = batch.bring_to_reader(spark)
 
-    topic = connection.kafka.topic
     selected = (
         locations.quarantine.read(spark)
         .where((F.col("topic") == topic) & selection.condition())
@@ -101,7 +99,12 @@ def replay_quarantine(
         .persist()
     )
     try:
-        records = locations.bronze.read(spark).join(selected, list(silver.COORDINATES), "left_semi")
+        # one decode per record, even if bronze holds a record twice
+        records = (
+            locations.bronze.read(spark)
+            .join(selected, list(silver.COORDINATES), "left_semi")
+            .dropDuplicates(list(silver.COORDINATES))
+        )
         decoded = batch.decode(records, reader).persist()
         try:
             counts = decoded.groupBy(F.col("quarantine_reason").isNull().alias("good")).count()

@@ -15,12 +15,12 @@ from pyspark.sql import functions as F
 
 from avrolake.errors import ConfigError
 from avrolake.pipeline import bronze
-from avrolake.pipeline.batch_schemas import DEFAULT_OUTAGE_TIMEOUT_S, SchemaResolver
+from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.silver_io import SilverBatch
 from avrolake.pipeline.tables import TableLocations, TableRef
 from avrolake.pipeline.triggers import TriggerSettings
-from avrolake.registry import SchemaRegistry, open_registry
-from avrolake.settings import ConnectionSettings, on_databricks
+from avrolake.registry import SchemaRegistry
+from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S, KafkaSettings, on_databricks
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
@@ -57,7 +57,7 @@ def validate_starting_offsets(value: str) -> str:
 
 def run_ingest(
     spark: SparkSession,
-    connection: ConnectionSettings,
+    kafka: KafkaSettings,
     locations: TableLocations,
     trigger: TriggerSettings,
     *,
@@ -68,7 +68,7 @@ def run_ingest(
 
     reader = (
         spark.readStream.format("kafka")
-        .options(**spark_kafka_options(connection.kafka, databricks=on_databricks()))
+        .options(**spark_kafka_options(kafka, databricks=on_databricks()))
         .option("startingOffsets", validate_starting_offsets(starting_offsets))
         .option("includeHeaders", "true")
     )
@@ -89,21 +89,21 @@ def run_ingest(
 
 def run_silver(
     spark: SparkSession,
-    connection: ConnectionSettings,
+    topic: str,
+    registry: SchemaRegistry,
     locations: TableLocations,
     trigger: TriggerSettings,
     *,
-    registry: SchemaRegistry | None = None,
     outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
 ) -> StreamingQuery:
-    """Start the silver stream. Before it starts, silver is brought to the latest reader, so a
-    scheduled run applies a newly registered version even when no new record arrived."""
+    """Start the silver stream of ``topic``'s bronze rows, decoded with ``registry``'s schemas.
+    Before it starts, silver is brought to the latest reader, so a scheduled run applies a newly
+    registered version even when no new record arrived. Silver never talks to Kafka."""
     locations.bronze.require(spark, "ingest")
-    registry = registry or open_registry(connection.registry)
-    resolver = SchemaResolver(registry, connection.kafka.topic, outage_timeout_s)
+    resolver = SchemaResolver(registry, topic, outage_timeout_s)
     batch_writer = SilverBatch(resolver, locations, registry.wire_format)
     batch_writer.bring_to_reader(spark)
-    stream = locations.bronze.read_stream(spark).where(F.col("topic") == connection.kafka.topic)
+    stream = locations.bronze.read_stream(spark).where(F.col("topic") == topic)
     writer = (
         stream.writeStream.queryName("avrolake-silver")
         .foreachBatch(batch_writer)

@@ -280,7 +280,7 @@ class SilverBatch:
             .alias("t")
             .merge(outcome.alias("s"), condition)
             .whenMatchedDelete("s.reason IS NULL")
-            .whenMatchedUpdate(set={"reason": "s.reason"})
+            .whenMatchedUpdate("t.reason <> s.reason", set={"reason": "s.reason"})
             .execute()
         )
 

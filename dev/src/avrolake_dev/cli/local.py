@@ -1,4 +1,4 @@
-"""``avrolake local up | down | status | logs [service] | jars``: the embedded local stack."""
+"""``avrolake local up | down | status | logs [service] | env | jars``: the embedded local stack."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("service", nargs="?", choices=("kafka", "apicurio", "moto"))
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(handler=_logs)
+
+    env = actions.add_parser(
+        "env", help='the exports that point the pipeline at the stack: eval "$(avrolake local env)"'
+    )
+    env.set_defaults(handler=_env)
 
     resolve = actions.add_parser("jars", help="resolve the Spark, Kafka and Apicurio jars (cached)")
     resolve.set_defaults(handler=_jars)
@@ -85,7 +90,26 @@ def _jars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    print("\n".join(stack_exports(LocalStack())))
+    return 0
+
+
+def stack_exports(stack: LocalStack) -> list[str]:
+    """The variables the pipeline's commands read their addresses from (they have no loopback
+    defaults of their own), set to this stack's. moto takes any region."""
+    return [
+        f"export KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}",
+        f"export SCHEMA_REGISTRY_URL={stack.confluent_registry_url}",
+        f"export AWS_ENDPOINT_URL_GLUE={stack.glue_endpoint_url}",
+        "export AWS_DEFAULT_REGION=us-east-1",
+    ]
+
+
 def _print_addresses(stack: LocalStack) -> None:
     print(f"  kafka     {stack.bootstrap_servers}")
     print(f"  apicurio  {stack.confluent_registry_url}")
     print(f"  moto      {stack.glue_endpoint_url}")
+    print('the pipeline\'s commands read these; set them with: eval "$(avrolake local env)"')
+    for line in stack_exports(stack):
+        print(f"  {line}")

@@ -1,7 +1,7 @@
 """The embedded local stack: a Kafka broker, Apicurio Registry and moto, on loopback.
 
-Only the CLI (``avrolake local …``), the tests and the Spark session seam (``avrolake.spark``, for
-the jar list) use this package; pipeline code never imports it.
+Only the CLI (``avrolake local …``), the tests and the ``avrolake.spark_jars`` entry point (the
+jar list ``avrolake.spark`` asks for) use this package; the runtime package never imports it.
 
 - ``jars``: resolves the JVM artifacts of ``jvm/pom.xml`` into ``cache_dir()/jars/<profile>``.
 - ``kafka``, ``apicurio``, ``moto``: how to start and probe each service.
