@@ -1,7 +1,7 @@
 """Byte layout of the registry framings, in Python and as Spark column expressions.
 
-The libraries write these headers (confluent-kafka's ``AvroSerializer`` with its prefix or header
-schema-id serializers, aws-glue-schema-registry's ``KafkaSerializer``); this module only reads
+The registries' libraries write these headers (confluent-kafka's Avro serializer with its prefix
+or header schema-id serializers, aws-glue-schema-registry's serializer); this module only reads
 them, and is the only place that knows the offsets. On the Python side confluent-kafka's own
 ``SchemaId`` parses the Confluent forms.
 

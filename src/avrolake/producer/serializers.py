@@ -1,10 +1,10 @@
 """One value serializer per schema version, built by the registry from its library's serializer.
 
-The registry (``SchemaRegistry.serializer``) writes the framing with its library: confluent-kafka's
-``AvroSerializer`` or aws-glue-schema-registry's ``KafkaSerializer``; ``avrolake.wire`` only reads
-it. This module registers (or finds) each version, warms each serializer up on a sample so lookups
-fail before anything is produced, and can swap in a faster equivalent (``_fast``). Nothing here
-knows which registry it talks to.
+The registry (``SchemaRegistry.serializer``) writes the framing with its own library's Avro
+serializer (confluent-kafka or aws-glue-schema-registry); ``avrolake.wire`` only reads it. This
+module registers (or finds) each version, warms each serializer up on a sample so lookups fail
+before anything is produced, and can swap in a faster equivalent (``_fast``). Nothing here knows
+which registry it talks to.
 """
 
 from __future__ import annotations
