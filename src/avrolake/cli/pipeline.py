@@ -12,6 +12,7 @@ from avrolake.cli.options import (
     add_connection_arguments,
     add_table_arguments,
     add_trigger_arguments,
+    flavor_from_args,
     kafka_from_args,
     locations_from_args,
     registry_from_args,
@@ -104,6 +105,7 @@ def ingest_command(args: argparse.Namespace) -> int:
     trigger = trigger_from_args(args)
     starting_offsets = validate_starting_offsets(args.starting_offsets)
     max_offsets = check_max_offsets(args.max_offsets_per_trigger)
+    flavor_from_args(args)  # unused here, but a bad value is bad configuration all the same
     kafka = kafka_from_args(args)  # ingest copies bytes: it never asks the registry
 
     def start(spark: SparkSession, _: None) -> StreamingQuery:
