@@ -68,10 +68,11 @@ def records(writer: str, first: int, count: int) -> list[dict]:
 def run_stages(spark: SparkSession, settings: ConnectionSettings, tables: TableLocations) -> None:
     """One scheduled run of ingest, then of silver."""
     registry = open_registry(settings.registry)
-    for query in (
-        run_ingest(spark, settings.kafka, tables, SCHEDULED),
-        run_silver(spark, settings.kafka.topic, registry, tables, SCHEDULED),
+    for start in (
+        lambda: run_ingest(spark, settings.kafka, tables, SCHEDULED),
+        lambda: run_silver(spark, settings.kafka.topic, registry, tables, SCHEDULED),
     ):
+        query = start()  # one after the other: silver needs bronze
         assert query.awaitTermination(600), f"{query.name} still running"
         assert query.exception() is None, query.exception()
 

@@ -140,3 +140,10 @@ def quiet_spark_logs(spark: SparkSession, *, verbose: bool) -> None:
 
     if not verbose and not on_databricks():
         spark.sparkContext.setLogLevel("OFF")
+        # setLogLevel sets the root logger only: the loggers our log4j2 file names at ERROR (a
+        # task aborted by a stop logs one with its trace) would still print. log4j2's own way to
+        # set a logger and all below it:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        log4j = jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setAllLevels("", log4j.Level.OFF)

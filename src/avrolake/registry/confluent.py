@@ -18,6 +18,7 @@ under ``<topic>-value`` and stamps *its* id, so each record carries its own vers
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -44,6 +45,7 @@ from avrolake.errors import (
     SchemaNotFoundError,
 )
 from avrolake.registry import RegisteredSchema, Serialize
+from avrolake.schema_references import full_name, inline_named_types
 from avrolake.schemas import normalize_mode
 from avrolake.settings import RegistrySettings
 from avrolake.wire import GUID_REF_PREFIX, WireFormat
@@ -144,7 +146,7 @@ class ConfluentRegistry:
         if not ours:  # another topic's schema: not a writer this topic's readers may resolve
             raise SchemaNotFoundError(f"schema id {ref} is not registered under {subject}")
         version = ours[0].version
-        registered = RegisteredSchema(ref, int(version or 0), schema.schema_str or "")
+        registered = RegisteredSchema(ref, int(version or 0), self._complete(schema))
         with self._lock:
             self._by_ref[(ref, subject)] = registered
         return registered
@@ -166,7 +168,7 @@ class ConfluentRegistry:
                 lambda: self._client.lookup_schema(subject, schema, deleted=True),
             )
             version = int(found.version or 0)
-        registered = RegisteredSchema(ref, version, schema.schema_str or "")
+        registered = RegisteredSchema(ref, version, self._complete(schema))
         with self._lock:
             self._by_ref[(ref, subject)] = registered
         return registered
@@ -177,7 +179,7 @@ class ConfluentRegistry:
         found = self._call(
             f"get the latest version of {subject}", lambda: self._client.get_latest_version(subject)
         )
-        return self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
+        return self._remember(found.schema_id, found.version, self._complete(found.schema), subject)
 
     def versions(self, topic: str) -> list[RegisteredSchema]:
         subject = subject_for(topic)
@@ -191,7 +193,9 @@ class ConfluentRegistry:
                 functools.partial(self._client.get_version, subject, number),
             )
             result.append(
-                self._remember(found.schema_id, found.version, found.schema.schema_str, subject)
+                self._remember(
+                    found.schema_id, found.version, self._complete(found.schema), subject
+                )
             )
         return result
 
@@ -242,6 +246,34 @@ class ConfluentRegistry:
         return normalize_mode(mode)
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _complete(self, schema: Schema) -> str:
+        """``schema``'s text, self-contained: the types it references from other subjects (and
+        those reference, transitively) defined inline (``avrolake.schema_references``)."""
+        text = schema.schema_str or ""
+        if not schema.references:
+            return text
+        named: dict[str, Any] = {}  # by the definition's own full name
+        seen: set[tuple[str, int]] = set()
+        pending = list(schema.references)
+        while pending:
+            reference = pending.pop()
+            subject, version = reference.subject, reference.version
+            what = f"reference {reference.name} ({subject} v{version})"
+            if subject is None or version is None:
+                raise SchemaNotFoundError(f"{what} names no subject and version")
+            if (subject, version) in seen:
+                continue
+            seen.add((subject, version))
+            found = self._call(
+                f"get {what}", functools.partial(self._client.get_version, subject, version)
+            )
+            definition = json.loads(found.schema.schema_str or "null")
+            if not isinstance(definition, dict) or "name" not in definition:
+                raise SchemaNotFoundError(f"{what} is not a named Avro type")
+            named[full_name(definition)] = definition
+            pending.extend(found.schema.references or [])
+        return inline_named_types(text, named)
 
     def _remember(
         self, schema_id: int | None, version: int | None, text: str | None, subject: str
