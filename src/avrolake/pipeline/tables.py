@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avrolake.definitions import BRONZE_TABLE
 from avrolake.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,11 +20,13 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameReader, SparkSession
     from pyspark.sql.streaming import DataStreamReader
 
+    from avrolake.definitions import PipelineDefinition, RecordDefinition
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-STAGES = ("bronze", "silver", "quarantine", "gold")
-# Every table of a deployment: the stages' tables and gold's key table (gold's own state, the
-# distinct (group, productId) pairs that keep its distinct counts exact; see pipeline.gold).
-TABLES = (*STAGES, "gold_keys")
+BRONZE = BRONZE_TABLE
+# The Product example's tables (pipelines.yml): silver, quarantine, gold and gold's key table
+# (gold's own state, the distinct (group, productId) pairs that keep its distinct counts exact).
+_EXAMPLE = ("silver", "quarantine", "gold", "gold_keys")
 
 
 @dataclass(frozen=True)
@@ -75,31 +78,100 @@ class TableRef:
 
 
 @dataclass(frozen=True)
+class TableSpace:
+    """Where one deployment's tables and checkpoints live: a Unity Catalog schema
+    (``catalog.schema``) or, locally, a warehouse directory. Tables are named by the pipeline
+    definitions; bronze is every topic's."""
+
+    checkpoint_root: str
+    schema: str | None = None  # "catalog.schema"
+    directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.schema is None) == (self.directory is None):
+            raise ValueError("TableSpace needs exactly one of schema and directory")
+
+    def table(self, name: str) -> TableRef:
+        if self.schema is not None:
+            return TableRef(name=f"{self.schema}.{name}")
+        return TableRef(path=str(Path(str(self.directory)) / name))
+
+    def checkpoint(self, *parts: str) -> str:
+        return "/".join([self.checkpoint_root.rstrip("/"), *parts])
+
+    @classmethod
+    def in_catalog(cls, catalog: str, schema: str, checkpoint_root: str) -> TableSpace:
+        for option, value in (("--catalog", catalog), ("--schema", schema)):
+            if not _IDENTIFIER.match(value):
+                raise ConfigError(f"{option} {value!r} is not a valid identifier")
+        return cls(checkpoint_root, schema=f"{catalog}.{schema}")
+
+    @classmethod
+    def in_directory(cls, warehouse: str | Path, checkpoint_root: str | None = None) -> TableSpace:
+        root = Path(warehouse).absolute()
+        return cls(checkpoint_root or str(root / "_checkpoints"), directory=str(root))
+
+
+@dataclass(frozen=True)
 class TableLocations:
-    """The tables and the checkpoint root of one deployment."""
+    """The tables one record type flows through, and the deployment's ``space``.
+
+    ``gold`` and ``gold_keys`` are None for a record type without a gold spec.
+    ``in_catalog``/``in_directory`` give the Product example's names (bronze, silver, quarantine,
+    gold, gold_keys); ``for_record`` a pipeline definition's.
+    """
 
     bronze: TableRef
     silver: TableRef
     quarantine: TableRef
-    gold: TableRef
-    gold_keys: TableRef
-    checkpoint_root: str
+    gold: TableRef | None
+    gold_keys: TableRef | None
+    space: TableSpace
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.space.checkpoint_root
 
     def checkpoint(self, stage: str) -> str:
-        return f"{self.checkpoint_root.rstrip('/')}/{stage}"
+        return self.space.checkpoint(stage)
+
+    @classmethod
+    def named(
+        cls,
+        space: TableSpace,
+        silver: str,
+        quarantine: str,
+        gold: str | None = None,
+        gold_keys: str | None = None,
+    ) -> TableLocations:
+        return cls(
+            bronze=space.table(BRONZE),
+            silver=space.table(silver),
+            quarantine=space.table(quarantine),
+            gold=space.table(gold) if gold else None,
+            gold_keys=space.table(gold_keys) if gold_keys else None,
+            space=space,
+        )
+
+    @classmethod
+    def for_record(
+        cls, space: TableSpace, pipeline: PipelineDefinition, record: RecordDefinition
+    ) -> TableLocations:
+        gold = record.gold
+        return cls.named(
+            space,
+            record.silver_table,
+            pipeline.quarantine_table,
+            gold.table if gold else None,
+            gold.keys_table if gold else None,
+        )
 
     @classmethod
     def in_catalog(cls, catalog: str, schema: str, checkpoint_root: str) -> TableLocations:
-        for option, value in (("--catalog", catalog), ("--schema", schema)):
-            if not _IDENTIFIER.match(value):
-                raise ConfigError(f"{option} {value!r} is not a valid identifier")
-        refs = {table: TableRef(name=f"{catalog}.{schema}.{table}") for table in TABLES}
-        return cls(**refs, checkpoint_root=checkpoint_root)
+        return cls.named(TableSpace.in_catalog(catalog, schema, checkpoint_root), *_EXAMPLE)
 
     @classmethod
     def in_directory(
         cls, warehouse: str | Path, checkpoint_root: str | None = None
     ) -> TableLocations:
-        root = Path(warehouse).absolute()
-        refs = {table: TableRef(path=str(root / table)) for table in TABLES}
-        return cls(**refs, checkpoint_root=checkpoint_root or str(root / "_checkpoints"))
+        return cls.named(TableSpace.in_directory(warehouse, checkpoint_root), *_EXAMPLE)

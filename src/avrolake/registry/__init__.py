@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from avrolake.settings import Flavor, RegistrySettings
@@ -17,6 +18,56 @@ from avrolake.wire import WireFormat
 
 Serialize = Callable[[dict[str, Any]], bytes]
 """One record value (a dict matching the schema) → the framed bytes a Kafka record carries."""
+
+
+class SubjectStrategy(StrEnum):
+    """Where a record type's versions live: Confluent's subject name strategies. Glue has no
+    subjects: its schema name follows the same rule unless a definition names it."""
+
+    TOPIC = "topic"  # TopicNameStrategy: <topic>-value (Glue: schema <topic>); one type per topic
+    RECORD = "record"  # RecordNameStrategy: <record full name>
+    TOPIC_RECORD = "topic_record"  # TopicRecordNameStrategy: <topic>-<record full name>
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One record type's place in a registry: a Confluent subject, or a Glue schema.
+
+    A plain topic name, wherever the registry interface takes ``topic``, means
+    ``Subject(topic)``: TopicNameStrategy, the only strategy before pipeline definitions.
+    """
+
+    topic: str
+    strategy: SubjectStrategy = SubjectStrategy.TOPIC
+    record: str | None = None  # the record type's full name; required by the record strategies
+    glue_schema: str | None = None  # a Glue schema name other than the strategy's
+
+    def __post_init__(self) -> None:
+        if self.strategy is not SubjectStrategy.TOPIC and not self.record:
+            raise ValueError(f"subject strategy {self.strategy} needs the record's full name")
+
+    @property
+    def confluent(self) -> str:
+        """The Confluent subject name."""
+        if self.strategy is SubjectStrategy.RECORD:
+            return str(self.record)
+        if self.strategy is SubjectStrategy.TOPIC_RECORD:
+            return f"{self.topic}-{self.record}"
+        return f"{self.topic}-value"
+
+    @property
+    def glue(self) -> str:
+        """The Glue schema name: ``<topic>`` (the Java SerDe's default) for TopicNameStrategy."""
+        if self.glue_schema:
+            return self.glue_schema
+        return self.topic if self.strategy is SubjectStrategy.TOPIC else self.confluent
+
+
+def as_subject(topic_or_subject: str | Subject) -> Subject:
+    """``Subject(topic)`` for a bare topic name (TopicNameStrategy)."""
+    if isinstance(topic_or_subject, Subject):
+        return topic_or_subject
+    return Subject(topic_or_subject)
 
 
 @dataclass(frozen=True)
