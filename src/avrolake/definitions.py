@@ -277,4 +277,8 @@ def load_definitions(path: str | Path) -> Definitions:
         raise ConfigError(
             f"cannot read the pipeline definitions {path}: {error.strerror}"
         ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"cannot read the pipeline definitions {path}: not UTF-8 (byte {error.start})"
+        ) from None
     return parse_definitions(text, str(path))
