@@ -19,8 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
+import avro_oracle
+from avrolake import wire
 from avrolake.errors import (
     ConfigError,
     RegistryError,
@@ -30,10 +32,12 @@ from avrolake.errors import (
     SchemaInvalidError,
     SchemaNotFoundError,
 )
+from avrolake.registry import Subject, SubjectStrategy
 from avrolake.registry import glue as glue_module
 from avrolake.registry.confluent import ConfluentRegistry
 from avrolake.registry.glue import GlueRegistry, glue_client
 from avrolake.settings import Flavor, RegistrySettings
+from avrolake.wire import WireFormat
 
 VERSION_ID = "6f9bd1f4-4c55-4bd2-9f55-0d3f5e7c9a11"
 ARN = "arn:aws:glue:us-east-1:123456789012:schema/reg/products"
@@ -160,6 +164,83 @@ def test_glue_serializer_lookup_failure_keeps_the_wrapped_code(
     assert caught.value.code == "ThrottlingException"
 
 
+@pytest.mark.parametrize(
+    ("subject", "schema_name"),
+    [
+        (Subject("orders"), "orders"),  # TopicNameStrategy: <topic>, the Java SerDe's default
+        (Subject("orders", SubjectStrategy.RECORD, "Product"), "Product"),
+        (Subject("orders", SubjectStrategy.TOPIC_RECORD, "Product"), "orders-Product"),
+        (Subject("orders", SubjectStrategy.RECORD, "Product", glue_schema="catalog"), "catalog"),
+    ],
+)
+def test_glue_serializer_looks_its_version_up_under_the_subjects_schema(
+    glue: tuple[GlueRegistry, Stubber], subject: Subject, schema_name: str
+) -> None:
+    """The library's serializer asks for the version under the schema name Glue documents for
+    the strategy (or the definition's own) and frames the record with the answer's id."""
+    registry, stubber = glue
+    stubber.add_response(
+        "get_schema_by_definition",
+        {
+            "SchemaVersionId": VERSION_ID,
+            "SchemaArn": f"arn:aws:glue:us-east-1:123456789012:schema/reg/{schema_name}",
+            "DataFormat": "AVRO",
+            "Status": "AVAILABLE",
+        },
+        expected_params={
+            "SchemaId": {"SchemaName": schema_name, "RegistryName": "reg"},
+            "SchemaDefinition": ANY,
+        },
+    )
+    framed = registry.serializer(subject, VERSION_ID, DEFINITION)({"eventId": "e1"})
+    frame = wire.parse(framed)
+    assert frame.schema_ref == VERSION_ID
+    assert frame.payload == avro_oracle.write(DEFINITION, {"eventId": "e1"})
+    assert registry.where(subject) == f"Glue schema {schema_name}"
+
+
+def test_glue_by_ref_finds_a_version_only_under_its_own_schema(
+    glue: tuple[GlueRegistry, Stubber],
+) -> None:
+    """The version's ARN names schema reg/products: found under a subject whose Glue schema is
+    products, not found under the record strategy's own name for it."""
+    registry, stubber = glue
+    stubber.add_response("get_schema_version", _version())
+    mine = Subject("orders", SubjectStrategy.RECORD, "Product", glue_schema="products")
+    assert registry.by_ref(VERSION_ID, mine).version == 1
+    with pytest.raises(SchemaNotFoundError) as caught:  # from the cache: no second request
+        registry.by_ref(VERSION_ID, Subject("orders", SubjectStrategy.RECORD, "Product"))
+    assert str(caught.value) == (
+        f"schema version {VERSION_ID} belongs to Glue schema reg/products, not reg/Product"
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema_str", "named"),
+    [
+        (DEFINITION, "Product"),
+        (json.dumps({**json.loads(DEFINITION), "namespace": "com.example"}), "com.example.Product"),
+        ('"string"', "(none: not a named type)"),
+    ],
+)
+def test_glue_record_strategy_refuses_another_records_schema_without_asking(
+    glue: tuple[GlueRegistry, Stubber], schema_str: str, named: str
+) -> None:
+    registry, _ = glue  # the stubber has no answers: any request would fail the test
+    subject = Subject("orders", SubjectStrategy.TOPIC_RECORD, "com.example.Order")
+    expected = (
+        f"a schema of record {named} cannot go under Glue schema orders-com.example.Order: that "
+        "topic_record subject holds record com.example.Order; fix the record's full name in the "
+        "definition or the schema"
+    )
+    with pytest.raises(ConfigError) as caught:
+        registry.register(subject, schema_str)
+    assert str(caught.value) == expected
+    with pytest.raises(ConfigError) as caught:
+        registry.serializer(subject, VERSION_ID, schema_str)
+    assert str(caught.value) == expected
+
+
 # --- Confluent: a loopback stand-in of the REST API ---------------------------------------------
 
 
@@ -167,9 +248,11 @@ class _Answers(BaseHTTPRequestHandler):
     status = 200
     body: ClassVar[dict[str, Any]] = {}
     requests = 0
+    paths: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         type(self).requests += 1
+        type(self).paths = [*type(self).paths, f"{self.command} {self.path}"]
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         payload = json.dumps(self.body).encode()
@@ -234,3 +317,43 @@ def test_confluent_framing_has_no_compressed_form(
     registry, _ = confluent
     with pytest.raises(ConfigError, match="no compressed form"):
         registry.serializer("products", "1", DEFINITION, compress=True)
+
+
+@pytest.mark.parametrize(
+    ("subject", "path"),
+    [
+        (Subject("orders"), "/subjects/orders-value"),
+        (Subject("orders", SubjectStrategy.RECORD, "Product"), "/subjects/Product"),
+        (Subject("orders", SubjectStrategy.TOPIC_RECORD, "Product"), "/subjects/orders-Product"),
+    ],
+)
+def test_confluent_serializer_looks_its_schema_up_under_the_strategys_subject(
+    confluent: tuple[ConfluentRegistry, type[_Answers]], subject: Subject, path: str
+) -> None:
+    """confluent-kafka's serializer, with the library's strategy, asks under the subject
+    Confluent documents for the strategy and frames the record with the answer's id."""
+    registry, answers = confluent
+    answers.body = {"subject": path.rsplit("/", 1)[-1], "id": 7, "version": 1, "schema": DEFINITION}
+    framed = registry.serializer(subject, "7", DEFINITION)({"eventId": "e1"})
+    frame = wire.parse(framed)
+    assert (frame.wire_format, frame.schema_ref) == (WireFormat.CONFLUENT, "7")
+    assert frame.payload == avro_oracle.write(DEFINITION, {"eventId": "e1"})
+    assert [p.split("?")[0] for p in answers.paths] == [f"POST {path}"]
+    assert registry.where(subject) == f"subject {path.rsplit('/', 1)[-1]}"
+
+
+def test_confluent_record_strategy_refuses_another_records_schema_without_asking(
+    confluent: tuple[ConfluentRegistry, type[_Answers]],
+) -> None:
+    registry, answers = confluent
+    subject = Subject("orders", SubjectStrategy.RECORD, "com.example.Order")
+    with pytest.raises(ConfigError) as caught:
+        registry.register(subject, DEFINITION)
+    assert str(caught.value) == (
+        "a schema of record Product cannot go under subject com.example.Order: that record "
+        "subject holds record com.example.Order; fix the record's full name in the definition or "
+        "the schema"
+    )
+    with pytest.raises(ConfigError):
+        registry.serializer(subject, "7", DEFINITION)
+    assert answers.requests == 0

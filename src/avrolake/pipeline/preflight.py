@@ -3,8 +3,10 @@ instead of a stream that retries forever or dies with a JVM stack trace."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from avrolake.errors import KafkaError, PipelineError, SchemaNotFoundError
-from avrolake.registry import SchemaRegistry, open_registry
+from avrolake.registry import SchemaRegistry, Subject, as_subject, open_registry
 from avrolake.settings import KafkaSettings, RegistrySettings
 
 METADATA_TIMEOUT_S = 10.0
@@ -23,13 +25,20 @@ def check_topic(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> No
         )
 
 
-def check_registry(settings: RegistrySettings, topic: str) -> SchemaRegistry:
-    """The registry answers and has at least one version for the topic; returns the client."""
+def check_registry(
+    settings: RegistrySettings, subjects: Sequence[str | Subject] | str | Subject
+) -> SchemaRegistry:
+    """The registry answers and every subject (a bare topic: its TopicNameStrategy subject) has a
+    version; returns the client. One bare topic or subject counts as a list of one."""
+    if isinstance(subjects, (str, Subject)):  # a str is a Sequence too: of its characters
+        subjects = [subjects]
     registry = open_registry(settings)
-    try:
-        registry.latest(topic)
-    except SchemaNotFoundError:
-        raise PipelineError(
-            f"no schema is registered for topic {topic!r}: run `avrolake schemas register` first"
-        ) from None
+    for subject in map(as_subject, subjects):
+        try:
+            registry.latest(subject)
+        except SchemaNotFoundError:
+            raise PipelineError(
+                f"no schema is registered for topic {subject.topic!r} under "
+                f"{registry.where(subject)}: run `avrolake schemas register` first"
+            ) from None
     return registry

@@ -1,6 +1,8 @@
 """Confluent Schema Registry (or Apicurio's ccompat API) through confluent-kafka's client.
 
-Subjects follow TopicNameStrategy: ``<topic>-value``. References are schema ids in decimal.
+A ``Subject`` names the subject (``Subject.confluent``): TopicNameStrategy ``<topic>-value`` for a
+bare topic, RecordNameStrategy ``<record full name>``, TopicRecordNameStrategy
+``<topic>-<record full name>``. References are schema ids in decimal.
 
 Failure handling: every request times out after ``REQUEST_TIMEOUT_S``; the client retries
 connection errors and 408/429/5xx responses ``MAX_RETRIES`` times with jittered exponential backoff
@@ -12,7 +14,8 @@ Answers map by HTTP status (``SchemaRegistryError.http_status_code``; ``error_co
 
 Serializers are confluent-kafka's ``AvroSerializer`` with one version's schema,
 ``auto.register.schemas=False`` and ``use.latest.version=False``: it looks the exact schema up once
-under ``<topic>-value`` and stamps *its* id, so each record carries its own version's id.
+under the subject (the library's own strategy function names it) and stamps *its* id, so each
+record carries its own version's id.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    record_subject_name_strategy,
+    topic_record_subject_name_strategy,
+    topic_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -44,7 +53,7 @@ from avrolake.errors import (
     SchemaInvalidError,
     SchemaNotFoundError,
 )
-from avrolake.registry import RegisteredSchema, Serialize
+from avrolake.registry import RegisteredSchema, Serialize, Subject, SubjectStrategy, as_subject
 from avrolake.schema_references import full_name, inline_named_types
 from avrolake.schemas import normalize_mode
 from avrolake.settings import RegistrySettings
@@ -58,9 +67,43 @@ RETRY_MAX_WAIT_MS = 2000
 T = TypeVar("T")
 
 
-def subject_for(topic: str) -> str:
-    """TopicNameStrategy subject of a topic's record values."""
-    return f"{topic}-value"
+# confluent-kafka's functions of the strategies: (ctx, record full name) -> subject
+_LIBRARY_STRATEGIES: dict[SubjectStrategy, Callable[..., str | None]] = {
+    SubjectStrategy.TOPIC: topic_subject_name_strategy,
+    SubjectStrategy.RECORD: record_subject_name_strategy,
+    SubjectStrategy.TOPIC_RECORD: topic_record_subject_name_strategy,
+}
+
+
+def subject_for(topic: str | Subject) -> str:
+    """The Confluent subject: ``<topic>-value`` for a bare topic (TopicNameStrategy)."""
+    return as_subject(topic).confluent
+
+
+def record_name(schema_str: str) -> str | None:
+    """The full name of the named type ``schema_str`` defines; None for anything else, invalid
+    JSON included (the registry reports that)."""
+    try:
+        definition = json.loads(schema_str)
+    except ValueError:
+        return None
+    if not isinstance(definition, dict) or not isinstance(definition.get("name"), str):
+        return None
+    return full_name(definition)
+
+
+def check_record_name(subject: Subject, schema_str: str, where: str) -> None:
+    """Under a record strategy a subject holds one record type (``subject.record``): a schema of
+    another type there is a configuration mistake, refused before it reaches the registry."""
+    if subject.strategy is SubjectStrategy.TOPIC:
+        return
+    named = record_name(schema_str)
+    if named != subject.record:
+        raise ConfigError(
+            f"a schema of record {named or '(none: not a named type)'} cannot go under {where}: "
+            f"that {subject.strategy} subject holds record {subject.record}; fix the record's "
+            "full name in the definition or the schema"
+        )
 
 
 class ConfluentRegistry:
@@ -106,7 +149,8 @@ class ConfluentRegistry:
 
     # --- the SchemaRegistry protocol -----------------------------------------------------------
 
-    def register(self, topic: str, schema_str: str) -> RegisteredSchema:
+    def register(self, topic: str | Subject, schema_str: str) -> RegisteredSchema:
+        check_record_name(as_subject(topic), schema_str, self.where(topic))
         subject = subject_for(topic)
         schema = Schema(schema_str, "AVRO")
         schema_id = self._call(
@@ -123,7 +167,7 @@ class ConfluentRegistry:
             self._by_ref.setdefault((registered.ref, subject), registered)
         return registered
 
-    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+    def by_ref(self, ref: str, topic: str | Subject | None = None) -> RegisteredSchema:
         subject = subject_for(topic) if topic else None
         with self._lock:
             cached = self._by_ref.get((ref, subject))
@@ -143,7 +187,7 @@ class ConfluentRegistry:
             lambda: self._client.get_schema_versions(schema_id, deleted=True),
         )
         ours = [v for v in versions if v.subject == subject] if subject else versions
-        if not ours:  # another topic's schema: not a writer this topic's readers may resolve
+        if not ours:  # another subject's schema: not a writer this subject's readers may resolve
             raise SchemaNotFoundError(f"schema id {ref} is not registered under {subject}")
         version = ours[0].version
         registered = RegisteredSchema(ref, int(version or 0), self._complete(schema))
@@ -153,7 +197,7 @@ class ConfluentRegistry:
 
     def _by_guid(self, ref: str, subject: str | None) -> RegisteredSchema:
         """A ``guid:<uuid>`` ref (magic-1 framings): the schema by GUID, and its version under
-        ``subject`` by looking the schema up there (which also proves it is this topic's)."""
+        ``subject`` by looking the schema up there (which also proves it is this subject's)."""
         try:
             guid = str(UUID(ref.removeprefix(GUID_REF_PREFIX)))
         except ValueError:
@@ -173,7 +217,7 @@ class ConfluentRegistry:
             self._by_ref[(ref, subject)] = registered
         return registered
 
-    def latest(self, topic: str) -> RegisteredSchema:
+    def latest(self, topic: str | Subject) -> RegisteredSchema:
         subject = subject_for(topic)
         self._client.clear_latest_caches()  # the client caches "latest" forever otherwise
         found = self._call(
@@ -181,7 +225,7 @@ class ConfluentRegistry:
         )
         return self._remember(found.schema_id, found.version, self._complete(found.schema), subject)
 
-    def versions(self, topic: str) -> list[RegisteredSchema]:
+    def versions(self, topic: str | Subject) -> list[RegisteredSchema]:
         subject = subject_for(topic)
         numbers = self._call(
             f"list versions of {subject}", lambda: self._client.get_versions(subject)
@@ -199,7 +243,7 @@ class ConfluentRegistry:
             )
         return result
 
-    def set_compatibility(self, topic: str, mode: str) -> None:
+    def set_compatibility(self, topic: str | Subject, mode: str) -> None:
         subject = subject_for(topic)
         level = normalize_mode(mode)
         self._call(
@@ -207,7 +251,7 @@ class ConfluentRegistry:
             lambda: self._client.set_compatibility(subject_name=subject, level=level),
         )
 
-    def compatibility(self, topic: str) -> str:
+    def compatibility(self, topic: str | Subject) -> str:
         subject = subject_for(topic)
         return self._call(
             f"get the compatibility of {subject}",
@@ -215,21 +259,25 @@ class ConfluentRegistry:
         )
 
     def serializer(
-        self, topic: str, ref: str, schema_str: str, *, compress: bool = False
+        self, topic: str | Subject, ref: str, schema_str: str, *, compress: bool = False
     ) -> Serialize:
         if compress:
             raise ConfigError("the Confluent wire format has no compressed form")
+        subject = as_subject(topic)
+        check_record_name(subject, schema_str, self.where(subject))
+        ctx = SerializationContext(subject.topic, MessageField.VALUE)
         serializer = AvroSerializer(
             self._client,
             schema_str,
             conf={
                 "auto.register.schemas": False,
                 "use.latest.version": False,
-                "subject.name.strategy.type": "TOPIC",
+                # the library's own function, as any confluent-kafka producer's: with the record
+                # name checked above it names subject.confluent
+                "subject.name.strategy": _LIBRARY_STRATEGIES[subject.strategy],
             },
         )
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        what = f"look up schema id {ref} under {subject_for(topic)}"
+        what = f"look up schema id {ref} under {subject.confluent}"
 
         def serialize(event: dict[str, Any]) -> bytes:
             try:
@@ -239,7 +287,7 @@ class ConfluentRegistry:
 
         return serialize
 
-    def where(self, topic: str) -> str:
+    def where(self, topic: str | Subject) -> str:
         return f"subject {subject_for(topic)}"
 
     def mode_name(self, mode: str) -> str:

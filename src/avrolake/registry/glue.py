@@ -1,9 +1,10 @@
 """AWS Glue Schema Registry through aws-glue-schema-registry's client over a boto3 ``glue`` client.
 
-A topic's schema is the Glue schema named ``<topic>`` in the registry ``glue_registry_name``;
-references are schema-version UUIDs. The registry and the schema are created on first
-registration. Against moto (``endpoint_url`` set) nothing checks compatibility, which is why
-``avrolake schemas register`` runs the local check first.
+A ``Subject``'s versions live in the Glue schema ``Subject.glue`` of the registry
+``glue_registry_name``: ``<topic>`` for a bare topic (TopicNameStrategy), else the strategy's
+subject name or the definition's own; references are schema-version UUIDs. The registry and the
+schema are created on first registration. Against moto (``endpoint_url`` set) nothing checks
+compatibility, which is why ``avrolake schemas register`` runs the local check first.
 
 Failure handling: botocore connect/read timeouts of a few seconds and its "standard" retry mode
 (bounded attempts, exponential backoff on throttling, 5xx and connection errors). Failures map by
@@ -14,7 +15,8 @@ errors → ``RegistryUnavailableError``; the rest (``AlreadyExistsException``,
 ``AccessDeniedException`` …) ``RegistryError``. A new version Glue's compatibility check refuses
 ends in status ``FAILURE``: ``SchemaIncompatibleError``.
 
-Serializers are aws-glue-schema-registry's ``KafkaSerializer`` with a per-version ``AvroSchema``.
+Serializers are aws-glue-schema-registry's ``KafkaSerializer`` with a per-version ``AvroSchema``
+and a naming strategy giving the subject's schema name.
 That serializer has no compression switch, so the compressed form frames the same Avro body with
 the library's ``codec.encode(..., compression=True)`` (zlib, header byte 5).
 """
@@ -47,7 +49,8 @@ from avrolake.errors import (
     SchemaInvalidError,
     SchemaNotFoundError,
 )
-from avrolake.registry import RegisteredSchema, Serialize
+from avrolake.registry import RegisteredSchema, Serialize, Subject, as_subject
+from avrolake.registry.confluent import check_record_name
 from avrolake.schemas import glue_mode, normalize_mode
 from avrolake.settings import RegistrySettings
 from avrolake.wire import WireFormat
@@ -152,9 +155,10 @@ class GlueRegistry:
 
     # --- the SchemaRegistry protocol -----------------------------------------------------------
 
-    def register(self, topic: str, schema_str: str) -> RegisteredSchema:
+    def register(self, topic: str | Subject, schema_str: str) -> RegisteredSchema:
+        check_record_name(as_subject(topic), schema_str, self.where(topic))
         self._ensure_registry()
-        name = schema_name(topic)
+        name = as_subject(topic).glue
         version_id: str | None = None
         status: str | None = None
         if not self._schema_exists(topic):
@@ -188,8 +192,8 @@ class GlueRegistry:
             self._check_passed(topic, str(version_id))
         return self.by_ref(str(version_id))
 
-    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
-        """``SchemaNotFoundError`` also when the version belongs to another topic's schema."""
+    def by_ref(self, ref: str, topic: str | Subject | None = None) -> RegisteredSchema:
+        """``SchemaNotFoundError`` also when the version belongs to another subject's schema."""
         with self._lock:
             cached = self._by_ref.get(ref)
         if cached is None:
@@ -209,32 +213,33 @@ class GlueRegistry:
             registered = self._remember(response)
             cached = (registered, _owner(response["SchemaArn"]))
         registered, owner = cached
-        ours = f"{self.registry_name}/{schema_name(topic)}" if topic is not None else owner
-        if owner != ours:  # another topic's schema, or the same name in another registry
+        ours = f"{self.registry_name}/{as_subject(topic).glue}" if topic is not None else owner
+        if owner != ours:  # another subject's schema, or the same name in another registry
             raise SchemaNotFoundError(
                 f"schema version {ref} belongs to Glue schema {owner}, not {ours}"
             )
         return registered
 
-    def latest(self, topic: str) -> RegisteredSchema:
+    def latest(self, topic: str | Subject) -> RegisteredSchema:
         response = self._call(
-            f"get the latest version of schema {topic}",
+            f"get the latest version of schema {as_subject(topic).glue}",
             lambda: self._glue.get_schema_version(
                 SchemaId=self._schema_id(topic), SchemaVersionNumber={"LatestVersion": True}
             ),
         )
         return self._remember(response)
 
-    def versions(self, topic: str) -> list[RegisteredSchema]:
+    def versions(self, topic: str | Subject) -> list[RegisteredSchema]:
+        name = as_subject(topic).glue
         # moto has no ListSchemaVersions; numbered GetSchemaVersion calls work on both.
         schema = self._call(
-            f"describe schema {topic}",
+            f"describe schema {name}",
             lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
         )
         result = []
         for number in range(1, int(schema["LatestSchemaVersion"]) + 1):
             response = self._call(
-                f"get version {number} of schema {topic}",
+                f"get version {number} of schema {name}",
                 functools.partial(
                     self._glue.get_schema_version,
                     SchemaId=self._schema_id(topic),
@@ -244,25 +249,27 @@ class GlueRegistry:
             result.append(self._remember(response))
         return result
 
-    def set_compatibility(self, topic: str, mode: str) -> None:
+    def set_compatibility(self, topic: str | Subject, mode: str) -> None:
         self._call(
-            f"set compatibility {glue_mode(mode)} on schema {topic}",
+            f"set compatibility {glue_mode(mode)} on schema {as_subject(topic).glue}",
             lambda: self._glue.update_schema(
                 SchemaId=self._schema_id(topic), Compatibility=glue_mode(mode)
             ),
         )
 
-    def compatibility(self, topic: str) -> str:
+    def compatibility(self, topic: str | Subject) -> str:
         """The schema's mode in Confluent spelling (``FULL_ALL`` → ``FULL_TRANSITIVE``)."""
         schema = self._call(
-            f"describe schema {topic}",
+            f"describe schema {as_subject(topic).glue}",
             lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
         )
         return normalize_mode(schema["Compatibility"])
 
     def serializer(
-        self, topic: str, ref: str, schema_str: str, *, compress: bool = False
+        self, topic: str | Subject, ref: str, schema_str: str, *, compress: bool = False
     ) -> Serialize:
+        subject = as_subject(topic)
+        check_record_name(subject, schema_str, self.where(subject))
         schema = _HashedAvroSchema(schema_str)
         if compress:
             version_id = UUID(ref)
@@ -271,27 +278,32 @@ class GlueRegistry:
                 return encode(schema.write(event), version_id, compression=True)
 
             return compressed
-        serializer = KafkaSerializer(self._serde, schema_naming_strategy=schema_name)
-        what = f"look up version {ref} of schema {schema_name(topic)}"
+
+        def naming(topic: str, is_key: bool = False, schema: object = None) -> str:
+            # the library's strategies name no schema <topic>, nor a definition's own name
+            return subject.glue
+
+        serializer = KafkaSerializer(self._serde, schema_naming_strategy=naming)
+        what = f"look up version {ref} of schema {subject.glue}"
 
         def serialize(event: dict[str, Any]) -> bytes:
             try:
-                return serializer.serialize(topic, DataAndSchema(event, schema))
+                return serializer.serialize(subject.topic, DataAndSchema(event, schema))
             except SchemaRegistryException as error:
                 self._raise_library(what, error)
 
         return serialize
 
-    def where(self, topic: str) -> str:
-        return f"Glue schema {schema_name(topic)}"
+    def where(self, topic: str | Subject) -> str:
+        return f"Glue schema {as_subject(topic).glue}"
 
     def mode_name(self, mode: str) -> str:
         return glue_mode(mode)
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _schema_id(self, topic: str) -> dict[str, str]:
-        return {"SchemaName": schema_name(topic), "RegistryName": self.registry_name}
+    def _schema_id(self, topic: str | Subject) -> dict[str, str]:
+        return {"SchemaName": as_subject(topic).glue, "RegistryName": self.registry_name}
 
     def _ensure_registry(self) -> None:
         if self._registry_ready:
@@ -306,7 +318,7 @@ class GlueRegistry:
                 raise
         self._registry_ready = True
 
-    def _check_passed(self, topic: str, version_id: str) -> None:
+    def _check_passed(self, topic: str | Subject, version_id: str) -> None:
         """Wait out Glue's compatibility check of a new version (status ``PENDING``); a version
         that ends in ``FAILURE`` failed it. moto checks nothing: its versions are ``AVAILABLE``."""
 
@@ -325,26 +337,25 @@ class GlueRegistry:
         )
         final = retrying(status)
         where = f"Glue registry {self.registry_name} at {self.endpoint}"
+        name = as_subject(topic).glue
         if final == "FAILURE":
             raise SchemaIncompatibleError(
-                f"{where} refused to register a version of schema {schema_name(topic)}: "
+                f"{where} refused to register a version of schema {name}: "
                 f"version {version_id} failed the schema's compatibility check "
                 f"({self.mode_name(self.compatibility(topic))})"
             )
         if final == "PENDING":
             raise RegistryUnavailableError(
                 f"{where} did not finish checking version {version_id} of schema "
-                f"{schema_name(topic)} within {CHECK_TIMEOUT_S}s"
+                f"{name} within {CHECK_TIMEOUT_S}s"
             )
         if final not in _READABLE_STATUSES:
-            raise RegistryError(
-                f"{where}: version {version_id} of schema {schema_name(topic)} is {final}"
-            )
+            raise RegistryError(f"{where}: version {version_id} of schema {name} is {final}")
 
-    def _schema_exists(self, topic: str) -> bool:
+    def _schema_exists(self, topic: str | Subject) -> bool:
         try:
             self._call(
-                f"describe schema {topic}",
+                f"describe schema {as_subject(topic).glue}",
                 lambda: self._glue.get_schema(SchemaId=self._schema_id(topic)),
             )
         except SchemaNotFoundError:
