@@ -84,8 +84,10 @@ class RegisteredSchema:
 
 
 class SchemaRegistry(Protocol):
-    """What avrolake needs of a registry. ``topic`` names the subject (``<topic>-value``) or the
-    Glue schema (``<topic>``).
+    """What avrolake needs of a registry. ``topic`` is a ``Subject`` or a bare topic
+    (TopicNameStrategy): it names the Confluent subject (``Subject.confluent``) or the Glue schema
+    (``Subject.glue``). Under a record strategy, ``register`` and ``serializer`` refuse a schema
+    whose full name is not ``Subject.record`` (``ConfigError``).
 
     Errors, by kind (all ``RegistryError``s, mapped from the libraries' status and error codes):
     ``SchemaNotFoundError`` when the registry answered and has no such schema (a ref that cannot
@@ -96,13 +98,13 @@ class SchemaRegistry(Protocol):
 
     wire_format: WireFormat  # the framing this registry's serializers write
 
-    def register(self, topic: str, schema_str: str) -> RegisteredSchema:
+    def register(self, topic: str | Subject, schema_str: str) -> RegisteredSchema:
         """Register (idempotently) and return the version; a schema the rule refuses raises
         ``SchemaIncompatibleError`` naming the reason the registry gave."""
         ...
 
     def serializer(
-        self, topic: str, ref: str, schema_str: str, *, compress: bool = False
+        self, topic: str | Subject, ref: str, schema_str: str, *, compress: bool = False
     ) -> Serialize:
         """The registry library's own serializer of ``topic``'s registered version ``ref``
         (definition ``schema_str``): each record's framing names ``ref``. It looks the version up
@@ -111,9 +113,9 @@ class SchemaRegistry(Protocol):
         ``ValueError``."""
         ...
 
-    def where(self, topic: str) -> str:
-        """Where ``topic``'s versions live, for messages: ``subject <topic>-value`` or
-        ``Glue schema <topic>``."""
+    def where(self, topic: str | Subject) -> str:
+        """Where ``topic``'s versions live, for messages: ``subject <Subject.confluent>`` or
+        ``Glue schema <Subject.glue>``."""
         ...
 
     def mode_name(self, mode: str) -> str:
@@ -121,24 +123,26 @@ class SchemaRegistry(Protocol):
         registry's own spelling (Glue: ``FULL_TRANSITIVE`` → ``FULL_ALL``)."""
         ...
 
-    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+    def by_ref(self, ref: str, topic: str | Subject | None = None) -> RegisteredSchema:
         """The writer schema a record header points at (cached: refs are immutable).
 
         ``version`` is its version under ``topic`` when given: one Confluent schema id can be
-        registered under several subjects, at a different version number in each."""
+        registered under several subjects, at a different version number in each.
+        ``SchemaNotFoundError`` also when ``ref`` exists but not under ``topic``'s subject or Glue
+        schema (silver routes a topic's record types by it)."""
         ...
 
-    def latest(self, topic: str) -> RegisteredSchema:
+    def latest(self, topic: str | Subject) -> RegisteredSchema:
         """The newest version: the reader schema (not cached: it changes while streams run)."""
         ...
 
-    def versions(self, topic: str) -> list[RegisteredSchema]:
+    def versions(self, topic: str | Subject) -> list[RegisteredSchema]:
         """Every version, oldest first."""
         ...
 
-    def set_compatibility(self, topic: str, mode: str) -> None: ...
+    def set_compatibility(self, topic: str | Subject, mode: str) -> None: ...
 
-    def compatibility(self, topic: str) -> str: ...
+    def compatibility(self, topic: str | Subject) -> str: ...
 
 
 def open_registry(settings: RegistrySettings) -> SchemaRegistry:
