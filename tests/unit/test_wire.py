@@ -77,7 +77,11 @@ def test_confluent_serializer_bytes() -> None:
 
 
 @mock_aws
-def test_glue_serializer_bytes_plain_and_zlib() -> None:
+def test_glue_serializer_bytes_plain_and_zlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto's in-process mock, not the local stack's server: the session's local_stack fixture
+    # exports its endpoint, which boto3 would otherwise send this test's requests to
+    for variable in ("AWS_ENDPOINT_URL_GLUE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
     glue = boto3.client("glue", region_name="us-east-1")
     glue.create_registry(RegistryName="wire")
     client = SchemaRegistryClient(glue, registry_name="wire")
