@@ -29,13 +29,13 @@ from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from avrolake import wire
+from avrolake.definitions import PipelineDefinition, load_definitions
 from avrolake.pipeline import silver
-from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.gold_io import run_gold
 from avrolake.pipeline.silver_io import SilverBatch
-from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.tables import TableLocations, TableSpace
 from avrolake.pipeline.triggers import TriggerSettings
-from avrolake.registry import RegisteredSchema
+from avrolake.registry import RegisteredSchema, Subject
 from avrolake.schemas import load_versions
 from avrolake.spark import build_session
 from machine import describe_machine
@@ -44,6 +44,12 @@ from silver_bench import SCHEMAS, make_bronze
 DAY_START = 1_764_028_800  # 2025-11-25 00:00:00 UTC
 DAY_SECONDS = 86_400
 OUT_DIR = Path(__file__).parent / "results"
+DEFINITIONS = Path(__file__).parents[1] / "pipelines.yml"  # the Product example
+
+
+def product_pipeline() -> PipelineDefinition:
+    (pipeline,) = load_definitions(DEFINITIONS).select(["products"])
+    return pipeline.with_topic("bench")
 
 
 class InMemoryRegistry:
@@ -55,10 +61,10 @@ class InMemoryRegistry:
         self._by_ref = {v.ref: v for v in versions}
         self._latest = versions[-1]
 
-    def latest(self, topic: str) -> RegisteredSchema:
+    def latest(self, topic: str | Subject) -> RegisteredSchema:
         return self._latest
 
-    def by_ref(self, ref: str, topic: str | None = None) -> RegisteredSchema:
+    def by_ref(self, ref: str, topic: str | Subject | None = None) -> RegisteredSchema:
         return self._by_ref[ref]
 
 
@@ -99,11 +105,14 @@ def run(spark: SparkSession, batch_rows: int, total: int, root: str) -> list[Sam
     versions = load_versions(SCHEMAS)
     registered = [RegisteredSchema(str(100 + v.number), v.number, v.text) for v in versions]
     registry = InMemoryRegistry(registered)
-    locations = TableLocations.in_directory(f"{root}/warehouse")
-    silver_batch = SilverBatch(
-        SchemaResolver(registry, "bench"), locations, wire.WireFormat.CONFLUENT
-    )
-    schemas = silver.BatchSchemas(registered[-1], {r.ref: r for r in registered})
+    pipeline = product_pipeline()
+    [record] = pipeline.records
+    space = TableSpace.in_directory(f"{root}/warehouse")
+    locations = TableLocations.for_record(space, pipeline, record)
+    silver_batch = SilverBatch.for_pipeline(pipeline, registry, space)
+    reader = registered[-1]
+    roles = silver.Roles.of(record, reader, silver.reader_type(spark, reader))
+    schemas = silver.BatchSchemas(reader, {r.ref: r for r in registered}, roles=roles)
     samples: list[Sample] = []
     for index in range(total // batch_rows):
         path = f"{root}/batches/{index}"
@@ -115,7 +124,7 @@ def run(spark: SparkSession, batch_rows: int, total: int, root: str) -> list[Sam
             batch.limit(0).write.format("delta").save(locations.bronze.path)
         silver_s = timed(lambda: silver_batch(batch, index))  # noqa: B023
         floor_s = timed(lambda: floor(batch, schemas, f"{root}/floor"))  # noqa: B023
-        gold_s = timed(lambda: run_gold(spark, locations, TriggerSettings()))
+        gold_s = timed(lambda: run_gold(spark, space, [pipeline], TriggerSettings()))
         samples.append(Sample(index, index * batch_rows, silver_s, floor_s, gold_s))
         print(
             f"batch {index + 1}/{total // batch_rows}: silver {silver_s:.2f}s, "

@@ -43,8 +43,12 @@ from avrolake.pipeline import gold_io
 from avrolake.pipeline.gold_io import GoldRunSummary, run_gold, update_gold
 from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import TriggerSettings
+from example_pipeline import DEFINITIONS_FILE, product_pipeline
 
 ALIASES = "avrolake.aliases"
+PIPELINE = product_pipeline()
+SPEC = PIPELINE.records[0].gold  # the Product example's gold, as pipelines.yml defines it
+assert SPEC is not None
 DAY = dt.datetime(2026, 11, 23)
 PRODUCTS = ("P1", "P2", "P3", "P4")  # few products: groups see the same product again and again
 
@@ -229,7 +233,7 @@ def check(
 ) -> GoldRunSummary:
     """One gold update, which must take ``mode``; then gold equals the recomputation and the
     key table holds each distinct pair exactly once."""
-    summary = update_gold(spark, tables)
+    summary = update_gold(spark, tables, SPEC)
     assert summary.mode == mode, summary
     assert summary.silver_version == latest_version(spark, silver.path)
     if rows is not None:
@@ -291,7 +295,7 @@ def test_gold_equals_a_recomputation_after_every_update(
 
     monkeypatch.setattr(gold_io, "_overwrite", crash_before_gold)
     with pytest.raises(RuntimeError, match="crash before gold"):
-        update_gold(spark, tables)
+        update_gold(spark, tables, SPEC)
     monkeypatch.undo()
     assert dict(tables.gold.read(spark).dtypes)["size"] == "int"  # gold untouched
     check(spark, tables, silver, "full", color="colour")  # the reason to recompute is still there
@@ -307,7 +311,7 @@ def test_gold_equals_a_recomputation_after_every_update(
     pairs_before = tables.gold_keys.read(spark).count()
     monkeypatch.setattr(gold_io, "_write_gold_dates", _crash)
     with pytest.raises(RuntimeError, match="crash before gold"):
-        update_gold(spark, tables)
+        update_gold(spark, tables, SPEC)
     monkeypatch.undo()
     assertDataFrameEqual(tables.gold.read(spark), before)
     assert tables.gold_keys.read(spark).count() > pairs_before  # the new sizes' pairs
@@ -355,11 +359,10 @@ def test_continuous_gold_follows_silver_until_stopped(
     silver.create()
     silver.insert(events.make(10, version=1))
     stop = threading.Event()
-    result: list[GoldRunSummary] = []
+    result: list[list[GoldRunSummary]] = []
+    trigger = TriggerSettings("continuous", "1 second")
     runner = threading.Thread(
-        target=lambda: result.append(
-            run_gold(spark, tables, TriggerSettings("continuous", "1 second"), stop=stop)
-        )
+        target=lambda: result.append(run_gold(spark, tables.space, [PIPELINE], trigger, stop=stop))
     )
     runner.start()
     try:
@@ -370,7 +373,8 @@ def test_continuous_gold_follows_silver_until_stopped(
         stop.set()
         runner.join(timeout=120)
     assert not runner.is_alive()
-    assert result and result[0].silver_version >= 2
+    assert result and [s.table for s in result[0]] == ["gold"]
+    assert result[0][0].silver_version >= 2
     assertDataFrameEqual(tables.gold.read(spark), expected_gold(silver.read(), None, None))
 
 
@@ -401,8 +405,9 @@ def test_gold_command_stops_on_sigterm_and_exits_normally(
     silver.insert(Events(seed=11).make(12, version=1))
     warehouse = str(Path(silver.path).parent)
     output = tmp_path / "gold.log"
-    process = avrolake("gold", "--warehouse-dir", warehouse, "--trigger", "continuous",
-                       "--interval", "1 second", output=output)  # fmt: skip
+    process = avrolake("gold", "--definitions", str(DEFINITIONS_FILE), "--warehouse-dir", warehouse,
+                       "--trigger", "continuous", "--interval", "1 second",
+                       output=output)  # fmt: skip
     try:
         wait_for(lambda: "up to date" in output.read_text() or process.poll() is not None, 300)
         assert process.poll() is None, output.read_text()
@@ -412,6 +417,6 @@ def test_gold_command_stops_on_sigterm_and_exits_normally(
         if process.poll() is None:
             process.kill()
     log = output.read_text()
-    assert "gold: full, recomputed from silver v2" in log
+    assert "gold gold: full, recomputed from silver v2" in log
     assert log.strip().splitlines()[-1].endswith("gold stopped on request")
     assert "Traceback" not in log

@@ -36,6 +36,7 @@ from avrolake.pipeline.tables import TableLocations
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.broker import ensure_topic
 from avrolake.registry import RegisteredSchema, open_registry
+from example_pipeline import product_pipeline
 from live_topic import Producers, assert_silver_is_avro_resolution, connection
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
@@ -153,6 +154,7 @@ def test_scheduled_runs_follow_every_registration_exactly_once(
 ) -> None:
     settings = connection(local_stack, flavor, new_topic())
     topic = settings.kafka.topic
+    pipeline = product_pipeline(topic)
     registry = open_registry(settings.registry)
     tables = TableLocations.in_directory(tmp_path / "warehouse")
     ensure_topic(settings.kafka, set(), timeout=60)
@@ -179,8 +181,8 @@ def test_scheduled_runs_follow_every_registration_exactly_once(
         )
 
         run_to_end(run_ingest(spark, settings.kafka, tables, SCHEDULED))
-        run_to_end(run_silver(spark, topic, registry, tables, SCHEDULED))
-        run_gold(spark, tables, SCHEDULED)
+        run_to_end(run_silver(spark, pipeline, registry, tables.space, SCHEDULED))
+        run_gold(spark, tables.space, [pipeline], SCHEDULED)
 
         assert_silver_is_avro_resolution(spark, tables, producing.sent, reader)
         silver = tables.silver.read(spark)

@@ -1,43 +1,48 @@
-"""Silver rows → gold aggregates per (event_date, type, color, size): the pure parts.
+"""Silver rows → gold aggregates as a record type's ``GoldSpec`` defines them: the pure parts.
 
-Gold holds, per group, ``events``, ``distinct_products`` (exact), ``first_event_time`` and
-``last_event_time``. It is folded forward from silver's inserted rows (``fold``) or recomputed
-from a silver snapshot (``aggregate``); ``gold_io`` decides which (``classify`` reads silver's
-commits) and does the reads and writes.
+Gold holds one row per group — ``event_date`` and the spec's ``group_by`` — with the spec's
+aggregates: ``count`` (rows), ``count_distinct`` (exact), ``min``, ``max`` and ``sum`` of a silver
+column. ``plan`` checks a spec against silver's schema; gold is then folded forward from silver's
+inserted rows (``fold``) or recomputed from a silver snapshot (``aggregate``); ``gold_io`` decides
+which (``classify`` reads silver's commits) and does the reads and writes.
 
-Events add up and min/max combine across batches; distinct counts do not. They stay exact through
-the key table: every distinct (group, productId) pair seen so far. A batch's pairs are combined
-with the stored pairs of the groups it touches (``combine_pairs``): the pairs not stored yet are
-appended, and the combined set counts each touched group's products again (``count_pairs``).
+Both paths start from the same grain (``partials``): one row per group and distinct value, with
+each aggregate's partial value (rows, sum, min, max). Counts and sums add up and min/max combine
+across batches, so folding a batch into old gold is exact (but for the rounding of a floating-point
+sum, which depends on the order of additions in any engine). Distinct counts do not add up. They
+stay exact through the key table: every distinct (group, value) pair seen so far. A batch's pairs
+are combined with the stored pairs of the groups it touches (``combine_pairs``): the pairs not
+stored yet are appended, and the combined set counts each touched group's values again
+(``count_pairs``). A spec without ``count_distinct`` has no key table.
 
-Gold's keys are looked up in silver by name or by the column's Avro aliases (``resolve``), so a
-field renamed through an alias keeps feeding the same gold column, and a key the reader does not
-have groups as NULL. Silver holds Avro's defaults already: nothing here invents a value.
+Every name the spec reads is looked up in silver by name or by the column's Avro aliases
+(``resolve``), so a field renamed through an alias keeps feeding the same gold column; silver's
+own columns (``event_time``, ``kafka_timestamp``…) are found by name. A name the reader does not
+have reads as NULL (a NULL group, a NULL min/max/sum, no distinct value). Silver holds Avro's
+defaults already: nothing here invents a value.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType, VariantType
 
+from avrolake.definitions import EVENT_DATE, Aggregate, Function, GoldSpec
 from avrolake.errors import PipelineError
 
 __all__ = [
     "DATE_KEY",
-    "DISTINCT_KEY",
-    "FIELD_KEYS",
-    "GOLD_COLUMNS",
-    "GROUP_KEYS",
-    "PAIR_KEYS",
     "Change",
     "Commit",
     "KeyColumn",
+    "Plan",
     "Progress",
     "aggregate",
     "classify",
@@ -45,29 +50,30 @@ __all__ = [
     "count_pairs",
     "fold",
     "new_pairs",
-    "pair_aggregates",
+    "pairs",
+    "partials",
+    "plan",
     "project",
     "resolve",
 ]
 
 ALIASES = "avrolake.aliases"  # silver's column metadata: the Avro field's aliases
-DATE_KEY = "event_date"
-EVENT_TIME = "event_time"
-FIELD_KEYS = ("type", "color", "size")  # group keys that are reader fields
-DISTINCT_KEY = "productId"
-GROUP_KEYS = (DATE_KEY, *FIELD_KEYS)
-PAIR_KEYS = (*GROUP_KEYS, DISTINCT_KEY)  # one row of the key table
-GOLD_COLUMNS = (*GROUP_KEYS, "events", "distinct_products", "first_event_time", "last_event_time")
-ABSENT_TYPE = "string"  # the type of a key column the reader does not have (all NULL)
+DATE_KEY = EVENT_DATE
+ABSENT_TYPE = "string"  # the type of a column the reader does not have (all NULL)
+ABSENT_SUM_TYPE = "bigint"  # … and of one that is summed: a number, as any sum
+_SUM_TYPES = {"tinyint": "bigint", "smallint": "bigint", "int": "bigint", "bigint": "bigint",
+              "float": "double", "double": "double"}  # fmt: skip
+_DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+_COUNTS = (Function.COUNT, Function.COUNT_DISTINCT)
 
 
-# --- which silver column feeds which gold key --------------------------------------------------
+# --- which silver column feeds which name of the spec ------------------------------------------
 
 
 @dataclass(frozen=True)
 class KeyColumn:
-    """Gold's ``name`` is read from silver's column ``source`` (None: the reader has no such
-    field, the key is NULL) of type ``type`` (a Spark DDL type string)."""
+    """The spec's ``name`` is read from silver's column ``source`` (None: the reader has no such
+    field, the value is NULL) of type ``type`` (a Spark DDL type string)."""
 
     name: str
     source: str | None
@@ -79,58 +85,181 @@ class KeyColumn:
         return F.col(f"`{self.source}`").alias(self.name)
 
 
-def resolve(
-    silver: StructType, names: Sequence[str] = (*FIELD_KEYS, DISTINCT_KEY)
-) -> tuple[KeyColumn, ...]:
-    """Each name's silver column: the column of that name, else the one whose Avro aliases hold
-    it (a renamed field), else none."""
+def _find(silver: StructType, name: str) -> StructField | None:
+    """Silver's column of that name, else the one whose Avro aliases hold it (a renamed field),
+    else None."""
     by_name = {field.name: field for field in silver.fields}
+    if name in by_name:
+        return by_name[name]
+    aliased = [f for f in silver.fields if name in (f.metadata.get(ALIASES) or ())]
+    if len(aliased) > 1:
+        sources = ", ".join(f.name for f in aliased)
+        raise PipelineError(
+            f"silver columns {sources} all alias {name!r}: gold cannot tell which one is "
+            f"its {name!r}; give the alias to one field of the reader schema only"
+        )
+    return aliased[0] if aliased else None
+
+
+def resolve(
+    silver: StructType, names: Sequence[str], absent_type: str = ABSENT_TYPE
+) -> tuple[KeyColumn, ...]:
+    """Each name's silver column (see ``_find``), or none: then it reads as a NULL of
+    ``absent_type``."""
     resolved = []
     for name in names:
-        field = by_name.get(name)
+        field = _find(silver, name)
         if field is None:
-            aliased = [f for f in silver.fields if name in (f.metadata.get(ALIASES) or ())]
-            if len(aliased) > 1:
-                sources = ", ".join(f.name for f in aliased)
-                raise PipelineError(
-                    f"silver columns {sources} all alias {name!r}: gold cannot tell which one is "
-                    f"its {name!r} key; give the alias to one field of the reader schema only"
-                )
-            field = aliased[0] if aliased else None
-        if field is None:
-            resolved.append(KeyColumn(name, None, ABSENT_TYPE))
+            resolved.append(KeyColumn(name, None, absent_type))
         else:
             resolved.append(KeyColumn(name, field.name, field.dataType.simpleString()))
     return tuple(resolved)
 
 
-def project(silver: DataFrame, keys: Sequence[KeyColumn]) -> DataFrame:
-    """Silver rows (a snapshot or change-feed rows) as gold's keys, ``productId`` and event time."""
-    return silver.select(F.col(DATE_KEY), *(k.column() for k in keys), F.col(EVENT_TIME))
+def _orderable(data_type: DataType) -> bool:
+    """Whether Spark can compare (so min/max, group and count distinct) values of the type."""
+    if isinstance(data_type, MapType | VariantType):
+        return False
+    if isinstance(data_type, ArrayType):
+        return _orderable(data_type.elementType)
+    if isinstance(data_type, StructType):
+        return all(_orderable(f.dataType) for f in data_type.fields)
+    return True
+
+
+def _sum_type(type_name: str) -> str | None:
+    """The type of a sum over a column of ``type_name`` (Spark's own), None if not a number."""
+    decimal = _DECIMAL.match(type_name)
+    if decimal:  # room for 10^10 times the largest value, as Spark's sum gives
+        return f"decimal({min(38, int(decimal.group(1)) + 10)},{decimal.group(2)})"
+    return _SUM_TYPES.get(type_name)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A gold spec and the silver column each name it reads resolves to (``inputs``: its group
+    keys first, then its aggregates' fields, each once). Two plans are equal exactly when gold
+    computed with one is what the other would compute."""
+
+    spec: GoldSpec
+    inputs: tuple[KeyColumn, ...]
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        return (DATE_KEY, *self.spec.group_by)
+
+    @property
+    def distinct(self) -> Aggregate | None:
+        return self.spec.distinct
+
+    @property
+    def pair_keys(self) -> tuple[str, ...]:
+        """One row of the key table, and the grain of ``partials``: a group and a distinct value."""
+        field = self.distinct.field if self.distinct else None
+        if field is None or field in self.group_keys:
+            return self.group_keys
+        return (*self.group_keys, field)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.group_keys, *(a.name for a in self.spec.aggregates))
+
+    def input(self, name: str) -> KeyColumn:
+        return next(k for k in self.inputs if k.name == name)
+
+    def finish(self, aggregate: Aggregate, value: Column) -> Column:
+        """An aggregate's combined value as its gold column, of one type on every path."""
+        if aggregate.function in _COUNTS:
+            value = value.cast("bigint")
+        elif aggregate.function is Function.SUM:
+            value = value.cast(str(_sum_type(self.input(str(aggregate.field)).type)))
+        return value.alias(aggregate.name)
+
+
+def plan(spec: GoldSpec, silver: StructType) -> Plan:
+    """``spec`` against silver's columns; ``PipelineError`` when a column cannot take its role (a
+    sum of a non-number; a group, min, max or distinct count of values Spark cannot compare)."""
+    summed = {a.field for a in spec.aggregates if a.function is Function.SUM}
+    names = [n for n in (*spec.group_by, *(a.field for a in spec.aggregates if a.field))
+             if n != DATE_KEY]  # fmt: skip
+    inputs = [resolve(silver, [n], ABSENT_SUM_TYPE if n in summed else ABSENT_TYPE)[0]
+              for n in dict.fromkeys(names)]  # fmt: skip
+    roles = [(f"group_by {name}", name, False) for name in spec.group_by]
+    roles += [(f"{a.function} {a.name}", a.field, a.function is Function.SUM)
+              for a in spec.aggregates if a.field]  # fmt: skip
+    for role, name, is_sum in roles:
+        field = _find(silver, name)
+        if field is None:
+            continue  # read as NULL
+        type_name = field.dataType.simpleString()
+        if is_sum and _sum_type(type_name) is None:
+            problem = "is not a number"
+        elif not is_sum and not _orderable(field.dataType):
+            problem = "holds values Spark cannot compare"
+        else:
+            continue
+        raise PipelineError(
+            f"gold table {spec.table}: {role} reads silver column {field.name!r} of type "
+            f"{type_name}, which {problem}; point it at another field in the pipeline definitions"
+        )
+    return Plan(spec, tuple(inputs))
+
+
+def project(silver: DataFrame, plan: Plan) -> DataFrame:
+    """Silver rows (a snapshot or change-feed rows) as the columns the spec reads, by its names."""
+    return silver.select(F.col(DATE_KEY), *(k.column() for k in plan.inputs))
 
 
 # --- aggregates ------------------------------------------------------------------------------
 
 
-def pair_aggregates(rows: DataFrame) -> DataFrame:
-    """Events and first/last event time per (group, productId): the grain both paths start from,
-    much smaller than the rows (a product's events in one group collapse to one row)."""
-    return rows.groupBy(*PAIR_KEYS).agg(
-        F.count(F.lit(1)).alias("events"),
-        F.min(EVENT_TIME).alias("first_event_time"),
-        F.max(EVENT_TIME).alias("last_event_time"),
-    )
+def _partial(name: str) -> str:
+    """Where an aggregate's partial value travels: a name no gold or silver column can have."""
+    return f"{name}#"
 
 
-def aggregate(pairs: DataFrame) -> DataFrame:
-    """Gold from the pair aggregates of *all* silver rows. Pairs are distinct, so counting the
-    non-NULL productIds is the exact distinct count (NULL is no product, as in countDistinct)."""
-    return pairs.groupBy(*GROUP_KEYS).agg(
-        F.sum("events").alias("events"),
-        F.count(DISTINCT_KEY).alias("distinct_products"),
-        F.min("first_event_time").alias("first_event_time"),
-        F.max("last_event_time").alias("last_event_time"),
-    )
+def _col(name: str) -> Column:
+    return F.col(f"`{name}`")
+
+
+def partials(rows: DataFrame, plan: Plan) -> DataFrame:
+    """Each aggregate's partial value per (group, distinct value): the grain both paths start
+    from, much smaller than the rows (a value's rows in one group collapse to one row)."""
+    parts = []
+    for a in plan.spec.aggregates:
+        if a.function is Function.COUNT:
+            parts.append(F.count(F.lit(1)).alias(_partial(a.name)))
+        elif a.function is not Function.COUNT_DISTINCT:
+            combine = {Function.SUM: F.sum, Function.MIN: F.min, Function.MAX: F.max}
+            parts.append(combine[a.function](_col(str(a.field))).alias(_partial(a.name)))
+    grain = rows.groupBy(*plan.pair_keys)
+    return grain.agg(*parts) if parts else rows.select(*plan.pair_keys).distinct()
+
+
+def _combined(plan: Plan) -> list[Column]:
+    """Partial values (of any grain) combined per group, for every aggregate but count_distinct."""
+    combine = {Function.COUNT: F.sum, Function.SUM: F.sum, Function.MIN: F.min,
+               Function.MAX: F.max}  # fmt: skip
+    return [
+        plan.finish(a, combine[a.function](_col(_partial(a.name))))
+        for a in plan.spec.aggregates
+        if a.function is not Function.COUNT_DISTINCT
+    ]
+
+
+def aggregate(grain: DataFrame, plan: Plan) -> DataFrame:
+    """Gold from the ``partials`` of *all* silver rows. Pairs are distinct, so counting the
+    non-NULL values is the exact distinct count (NULL is no value, as in countDistinct)."""
+    columns = _combined(plan)
+    if plan.distinct is not None:
+        columns.append(plan.finish(plan.distinct, F.count(_col(str(plan.distinct.field)))))
+    return grain.groupBy(*plan.group_keys).agg(*columns).select(*plan.columns)
+
+
+def pairs(grain: DataFrame, plan: Plan) -> DataFrame:
+    """The key table's rows of ``partials``: its (group, value) pairs with a value."""
+    assert plan.distinct is not None  # only a spec with count_distinct has a key table
+    return grain.where(_col(str(plan.distinct.field)).isNotNull()).select(*plan.pair_keys)
 
 
 def _null_safe(left: str, right: str, keys: Sequence[str]) -> Column:
@@ -140,60 +269,57 @@ def _null_safe(left: str, right: str, keys: Sequence[str]) -> Column:
     return condition
 
 
-def combine_pairs(stored: DataFrame, batch_pairs: DataFrame) -> DataFrame:
+def combine_pairs(stored: DataFrame, batch: DataFrame, plan: Plan) -> DataFrame:
     """Every distinct pair of the batch's groups, each with ``stored`` = whether the key table has
     it already. ``stored`` is the key table restricted to the batch's dates; only the groups the
-    batch touches are kept. A pair stored twice (a re-run that appended it again) counts once."""
-    groups = batch_pairs.select(*GROUP_KEYS).distinct()
+    batch (its ``partials``) touches are kept. A pair stored twice (a re-run that appended it
+    again) counts once."""
+    keys = plan.pair_keys
+    groups = batch.select(*plan.group_keys).distinct()
     touched = stored.alias("k").join(
-        F.broadcast(groups.alias("g")), _null_safe("k", "g", GROUP_KEYS), "left_semi"
+        F.broadcast(groups.alias("g")), _null_safe("k", "g", plan.group_keys), "left_semi"
     )
-    fresh = batch_pairs.where(F.col(DISTINCT_KEY).isNotNull()).select(*PAIR_KEYS)
     return (
-        touched.select(*PAIR_KEYS, F.lit(1).alias("stored"))
-        .unionByName(fresh.select(*PAIR_KEYS, F.lit(0).alias("stored")))
-        .groupBy(*PAIR_KEYS)
+        touched.select(*keys, F.lit(1).alias("stored"))
+        .unionByName(pairs(batch, plan).select(*keys, F.lit(0).alias("stored")))
+        .groupBy(*keys)
         .agg(F.max("stored").cast("boolean").alias("stored"))
     )
 
 
-def new_pairs(combined: DataFrame) -> DataFrame:
+def new_pairs(combined: DataFrame, plan: Plan) -> DataFrame:
     """The pairs to append to the key table."""
-    return combined.where(~F.col("stored")).select(*PAIR_KEYS)
+    return combined.where(~F.col("stored")).select(*plan.pair_keys)
 
 
-def count_pairs(combined: DataFrame) -> DataFrame:
-    """Distinct products of every group the batch touched, counted from all its pairs."""
-    return combined.groupBy(*GROUP_KEYS).agg(F.count(F.lit(1)).alias("distinct_products"))
+def count_pairs(combined: DataFrame, plan: Plan) -> DataFrame:
+    """Distinct values of every group the batch touched, counted from all its pairs."""
+    assert plan.distinct is not None
+    return combined.groupBy(*plan.group_keys).agg(F.count(F.lit(1)).alias(plan.distinct.name))
 
 
-def fold(old: DataFrame, batch_pairs: DataFrame, counts: DataFrame) -> DataFrame:
-    """Gold's rows for the batch's dates: ``old`` (gold's rows of those dates) with the batch
-    added. Events add up, first/last combine; ``counts`` (``count_pairs``) replaces the distinct
-    count of every group the batch touched, the others keep theirs. A touched group without a
-    count saw no productId at all: it keeps its old count, or 0 when it is new."""
-    batch = batch_pairs.groupBy(*GROUP_KEYS).agg(
-        F.sum("events").alias("events"),
-        F.min("first_event_time").alias("first_event_time"),
-        F.max("last_event_time").alias("last_event_time"),
-    )
+def fold(old: DataFrame, batch: DataFrame, counts: DataFrame | None, plan: Plan) -> DataFrame:
+    """Gold's rows for the batch's dates: ``old`` (gold's rows of those dates) with the batch (its
+    ``partials``) added. Counts and sums add up, min/max combine; ``counts`` (``count_pairs``;
+    None without count_distinct) replaces the distinct count of every group the batch touched,
+    the others keep theirs. A touched group without a count saw no value at all: it keeps its old
+    count, or 0 when it is new."""
+    distinct = plan.distinct
+    old = old.select(*plan.group_keys, *(_col(a.name).alias(_partial(a.name))
+                                         for a in plan.spec.aggregates))  # fmt: skip
     # One union and one groupBy instead of joins: groupBy matches NULL keys with each other,
     # which a join needs null-safe conditions for.
-    parts = (
-        old.select(*GOLD_COLUMNS).withColumnRenamed("distinct_products", "old_distinct"),
-        batch,
-        counts.withColumnRenamed("distinct_products", "new_distinct"),
-    )
-    union = parts[0].unionByName(parts[1], allowMissingColumns=True)
-    union = union.unionByName(parts[2], allowMissingColumns=True)
-    return union.groupBy(*GROUP_KEYS).agg(
-        F.sum("events").cast("bigint").alias("events"),
-        F.coalesce(F.max("new_distinct"), F.max("old_distinct"), F.lit(0))
-        .cast("bigint")
-        .alias("distinct_products"),
-        F.min("first_event_time").alias("first_event_time"),
-        F.max("last_event_time").alias("last_event_time"),
-    )
+    union = old.unionByName(batch.drop(*set(plan.pair_keys) - set(plan.group_keys)),
+                            allowMissingColumns=True)  # fmt: skip
+    columns = _combined(plan)
+    if distinct is not None:
+        assert counts is not None  # a spec with count_distinct folds with its pairs
+        fresh = counts.select(*plan.group_keys, _col(distinct.name).alias(f"{distinct.name}#new"))
+        union = union.unionByName(fresh, allowMissingColumns=True)
+        newest = F.coalesce(F.max(_col(f"{distinct.name}#new")),
+                            F.max(_col(_partial(distinct.name))), F.lit(0))  # fmt: skip
+        columns.append(plan.finish(distinct, newest))
+    return union.groupBy(*plan.group_keys).agg(*columns).select(*plan.columns)
 
 
 # --- what silver's commits since the last run allow ------------------------------------------
@@ -256,15 +382,15 @@ def classify(commit: Commit) -> Change:
 @dataclass(frozen=True)
 class Progress:
     """The silver snapshot gold equals — silver's version and that commit's timestamp (a silver
-    dropped and created again reuses versions, not timestamps) — and which silver column fed each
-    key. ``lineage`` is new at every full recomputation (see ``gold_io``'s idempotent writes).
-    Written as the ``userMetadata`` of gold's commit, so it is recorded exactly when gold's rows
-    are."""
+    dropped and created again reuses versions, not timestamps) — and the plan gold was computed
+    with: the spec and which silver column fed each of its names. ``lineage`` is new at every
+    full recomputation (see ``gold_io``'s idempotent writes). Written as the ``userMetadata`` of
+    gold's commit, so it is recorded exactly when gold's rows are."""
 
     silver_version: int
     silver_commit: str
     lineage: str
-    keys: tuple[KeyColumn, ...]
+    plan: Plan
 
     MARKER = "avrolake.gold"
 
@@ -273,21 +399,23 @@ class Progress:
             "silver_version": self.silver_version,
             "silver_commit": self.silver_commit,
             "lineage": self.lineage,
-            "keys": {k.name: [k.source, k.type] for k in self.keys},  # in order: compared so
+            "spec": self.plan.spec.model_dump(mode="json"),
+            "inputs": {k.name: [k.source, k.type] for k in self.plan.inputs},  # in order
         }
         return json.dumps({self.MARKER: state})
 
     @classmethod
     def from_json(cls, text: str | None) -> Progress | None:
-        """The progress in a commit's ``userMetadata``, or None (another writer's commit)."""
+        """The progress in a commit's ``userMetadata``, or None (another writer's commit, or one
+        of an older avrolake: gold is then recomputed once)."""
         try:
             state = json.loads(text or "")[cls.MARKER]
-            keys = tuple(KeyColumn(n, s, t) for n, (s, t) in state["keys"].items())
+            inputs = tuple(KeyColumn(n, s, t) for n, (s, t) in state["inputs"].items())
             return cls(
                 int(state["silver_version"]),
                 str(state["silver_commit"]),
                 str(state["lineage"]),
-                keys,
+                Plan(GoldSpec.model_validate(state["spec"]), inputs),
             )
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):  # pydantic's: a ValueError
             return None

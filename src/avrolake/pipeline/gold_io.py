@@ -1,4 +1,4 @@
-"""Gold's I/O: bring gold up to date with silver, once or every interval.
+"""Gold's I/O: bring each gold table up to date with its silver table, once or every interval.
 
 Gold is a batch job, not a stream on silver: a Delta stream fails on silver's rewrites (a new
 reader re-decodes every row) and schema changes. Each update reads silver's commits since the
@@ -6,11 +6,13 @@ version gold last folded in (``Progress``, kept in the ``userMetadata`` of gold'
 
 - only inserts (and metadata commits) since then — **incremental**: silver's change data feed
   between the two versions, read as a batch, gives exactly the inserted rows. They are folded into
-  gold's rows of their dates, and their (group, productId) pairs into the key table; the cost
-  follows the batch and the key pairs of the groups it touches, not the number of events of the day;
+  gold's rows of their dates, and their (group, value) pairs of the spec's count_distinct into
+  the key table; the cost follows the batch and the key pairs of the groups it touches, not the
+  number of events of the day;
 - anything else (a rewrite, an update or delete, an unknown operation, a history that no longer
-  reaches back, no gold or key table yet, a renamed key, another silver table) — **full**: gold and
-  the key table are recomputed from the silver snapshot.
+  reaches back, no gold or key table yet, a changed gold spec, a field that maps to another
+  silver column or type, another silver table) — **full**: gold and the key table are recomputed
+  from the silver snapshot.
 
 Every read of one update is pinned to one silver version. Crash safety: the key table is written
 before gold, and an incremental update only *adds* pairs to it (a pair already there is not added
@@ -42,7 +44,12 @@ from avrolake.pipeline.tables import TableLocations, TableRef
 from avrolake.pipeline.triggers import AVAILABLE_NOW, TriggerSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from delta.tables import DeltaTable
+
+    from avrolake.definitions import GoldSpec, PipelineDefinition
+    from avrolake.pipeline.tables import TableSpace
 
 __all__ = ["GoldRunSummary", "parse_interval", "run_gold", "update_gold"]
 
@@ -60,27 +67,29 @@ STOP_POLL_S = 0.2  # how soon a continuous run notices ``stop`` while it waits
 
 @dataclass(frozen=True)
 class GoldRunSummary:
-    """What one update did. ``rows_folded``: silver rows folded in incrementally (None for a full
-    recomputation, which reads all of silver); ``dates``: the event dates whose gold rows were
-    rewritten (None: all of them)."""
+    """What one update of the gold table ``table`` did. ``rows_folded``: silver rows folded in
+    incrementally (None for a full recomputation, which reads all of silver); ``dates``: the event
+    dates whose gold rows were rewritten (None: all of them)."""
 
     mode: str
     silver_version: int
     reason: str
+    table: str = "gold"
     rows_folded: int | None = None
     dates: int | None = None
     seconds: float = 0.0
 
     def __str__(self) -> str:
         if self.mode == UP_TO_DATE:
-            return f"gold: up to date with silver v{self.silver_version} ({self.reason})"
+            return (f"gold {self.table}: up to date with silver v{self.silver_version} "
+                    f"({self.reason})")  # fmt: skip
         if self.mode == FULL:
             what = f"recomputed from silver v{self.silver_version} ({self.reason})"
         else:
             rows = "?" if self.rows_folded is None else f"{self.rows_folded:,}"
             what = (f"folded {rows} silver rows up to v{self.silver_version} into "
                     f"{self.dates} event date(s)")  # fmt: skip
-        return f"gold: {self.mode}, {what} in {self.seconds:.1f}s"
+        return f"gold {self.table}: {self.mode}, {what} in {self.seconds:.1f}s"
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -194,27 +203,49 @@ def _write_gold_dates(rows: DataFrame, table: TableRef, progress: Progress) -> N
 # --- one update --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """The tables one update reads and writes; ``keys`` only for a spec with count_distinct."""
+
+    silver: TableRef
+    gold: TableRef
+    keys: TableRef | None
+
+    @classmethod
+    def of(cls, locations: TableLocations, spec: GoldSpec) -> _Tables:
+        keys = locations.gold_keys if spec.distinct is not None else None
+        if locations.gold is None or (spec.distinct is not None and keys is None):
+            raise ValueError(
+                f"locations for gold table {spec.table} lack its gold or key table: build them "
+                "with TableLocations.for_record from the record that has this gold spec"
+            )
+        return cls(locations.silver, locations.gold, keys)
+
+
 def _full(
-    spark: SparkSession, locations: TableLocations, current: Progress, reason: str, started: float
+    spark: SparkSession, tables: _Tables, current: Progress, reason: str, started: float
 ) -> GoldRunSummary:
     progress = replace(current, lineage=uuid.uuid4().hex)
-    snapshot = _reader(spark, locations.silver, versionAsOf=progress.silver_version)
-    pairs = gold.pair_aggregates(gold.project(snapshot, progress.keys)).persist()
+    plan = progress.plan
+    snapshot = _reader(spark, tables.silver, versionAsOf=progress.silver_version)
+    grain = gold.partials(gold.project(snapshot, plan), plan)
+    if tables.keys is not None:
+        grain = grain.persist()  # read twice: for the key table and for gold
     try:
-        # Keys first: a crash before gold's write leaves gold's progress as it was, so the next
-        # update finds the same reason to recompute, and overwrites this key table again.
-        keys = pairs.where(F.col(gold.DISTINCT_KEY).isNotNull()).select(*gold.PAIR_KEYS)
-        _overwrite(keys, locations.gold_keys)
-        _overwrite(gold.aggregate(pairs), locations.gold, userMetadata=progress.to_json())
+        if tables.keys is not None:
+            # Keys first: a crash before gold's write leaves gold's progress as it was, so the
+            # next update finds the same reason to recompute, and overwrites this key table again.
+            _overwrite(gold.pairs(grain, plan), tables.keys)
+        _overwrite(gold.aggregate(grain, plan), tables.gold, userMetadata=progress.to_json())
     finally:
-        pairs.unpersist()
-    return GoldRunSummary(FULL, progress.silver_version, reason,
+        grain.unpersist()
+    return GoldRunSummary(FULL, progress.silver_version, reason, plan.spec.table,
                           seconds=time.monotonic() - started)  # fmt: skip
 
 
 def _incremental(
     spark: SparkSession,
-    locations: TableLocations,
+    tables: _Tables,
     since: int,
     progress: Progress,
     rows: int | None,
@@ -222,62 +253,72 @@ def _incremental(
 ) -> GoldRunSummary | None:
     """Fold silver's inserts after ``since`` into gold; None when the change feed cannot give
     them (the caller recomputes)."""
-    changes = _reader(spark, locations.silver, readChangeFeed="true",
+    plan = progress.plan
+    changes = _reader(spark, tables.silver, readChangeFeed="true",
                       startingVersion=since + 1, endingVersion=progress.silver_version)  # fmt: skip
     inserted = changes.where(F.col("_change_type") == "insert")
-    batch = gold.pair_aggregates(gold.project(inserted, progress.keys)).persist()
+    batch = gold.partials(gold.project(inserted, plan), plan).persist()
     combined = None
     try:
         try:  # the first action: where Delta finds out whether the change feed has these versions
             dates = [r[0] for r in batch.select(gold.DATE_KEY).distinct().collect()]
         except PySparkException as error:
             if error.getCondition() in NO_CHANGE_FEED:
-                log.info("gold: silver's change feed lacks v%d..v%d (%s): recomputing",
-                         since + 1, progress.silver_version, error.getCondition())  # fmt: skip
+                log.info("gold %s: silver's change feed lacks v%d..v%d (%s): recomputing",
+                         plan.spec.table, since + 1, progress.silver_version,
+                         error.getCondition())  # fmt: skip
                 return None
             raise
         if dates:
-            stored = _reader(spark, locations.gold_keys).where(_dates_predicate(dates))
-            combined = gold.combine_pairs(stored, batch).persist()
-            # Before gold: see the module docstring for why a crash right after this is harmless.
-            writer = gold.new_pairs(combined).write.format("delta").mode("append")
-            _save(writer, locations.gold_keys)
-            old = _reader(spark, locations.gold).where(_dates_predicate(dates))
-            folded = gold.fold(old, batch, gold.count_pairs(combined))
-            _write_gold_dates(folded, locations.gold, progress)
+            counts = None
+            if tables.keys is not None:
+                stored = _reader(spark, tables.keys).where(_dates_predicate(dates))
+                combined = gold.combine_pairs(stored, batch, plan).persist()
+                # Before gold: see the module docstring for why a crash right after is harmless.
+                writer = gold.new_pairs(combined, plan).write.format("delta").mode("append")
+                _save(writer, tables.keys)
+                counts = gold.count_pairs(combined, plan)
+            old = _reader(spark, tables.gold).where(_dates_predicate(dates))
+            _write_gold_dates(gold.fold(old, batch, counts, plan), tables.gold, progress)
     finally:
         batch.unpersist()
         if combined is not None:
             combined.unpersist()
-    return GoldRunSummary(INCREMENTAL, progress.silver_version, "only inserts", rows_folded=rows,
-                          dates=len(dates), seconds=time.monotonic() - started)  # fmt: skip
+    return GoldRunSummary(INCREMENTAL, progress.silver_version, "only inserts", plan.spec.table,
+                          rows_folded=rows, dates=len(dates),
+                          seconds=time.monotonic() - started)  # fmt: skip
 
 
-def update_gold(spark: SparkSession, locations: TableLocations) -> GoldRunSummary:
-    """Bring gold (and its key table) to silver's current version; see the module docstring."""
+def update_gold(spark: SparkSession, locations: TableLocations, spec: GoldSpec) -> GoldRunSummary:
+    """Bring the gold table of ``spec`` (and its key table) to silver's current version; see the
+    module docstring. ``PipelineError`` before anything is written when silver is missing or a
+    column cannot take its role in the spec (see ``gold.plan``)."""
     started = time.monotonic()
-    locations.silver.require(spark, "silver")
-    silver = locations.silver.delta(spark)
+    tables = _Tables.of(locations, spec)
+    tables.silver.require(spark, "silver")
+    silver = tables.silver.delta(spark)
     [latest] = _commits(silver.history(1).collect())
     version = latest.version
-    schema = _reader(spark, locations.silver, versionAsOf=version).schema
-    done = _gold_progress(spark, locations.gold)
-    keys = gold.resolve(schema)
-    current = Progress(version, latest.timestamp, done.lineage if done else "", keys)
+    plan = gold.plan(spec, _reader(spark, tables.silver, versionAsOf=version).schema)
+    done = _gold_progress(spark, tables.gold)
+    current = Progress(version, latest.timestamp, done.lineage if done else "", plan)
 
     def full(reason: str) -> GoldRunSummary:
-        return _full(spark, locations, current, reason, started)
+        return _full(spark, tables, current, reason, started)
 
     def up_to_date(reason: str) -> GoldRunSummary:
-        return GoldRunSummary(UP_TO_DATE, version, reason, seconds=time.monotonic() - started)
+        return GoldRunSummary(UP_TO_DATE, version, reason, spec.table,
+                              seconds=time.monotonic() - started)  # fmt: skip
 
     if done is None:
         return full("gold has no progress recorded (new, or changed by another writer since)")
     if done.silver_version > version:
         return full(f"silver is at v{version}, behind gold's v{done.silver_version}")
-    if done.keys != keys:
-        return full("gold's keys map to other silver columns or types now")
-    if not locations.gold_keys.exists(spark):
+    if done.plan.spec != spec:
+        return full("the gold spec changed")
+    if done.plan.inputs != plan.inputs:
+        return full("the gold spec's fields map to other silver columns or types now")
+    if tables.keys is not None and not tables.keys.exists(spark):
         return full("the gold key table is missing")
     if version == done.silver_version:
         commits: list[Commit] | None = [latest]
@@ -297,7 +338,7 @@ def update_gold(spark: SparkSession, locations: TableLocations) -> GoldRunSummar
                           else "no rows inserted since gold's last update")  # fmt: skip
     counts = [c.inserted_rows for c in inserts]
     rows = None if None in counts else sum(c for c in counts if c is not None)
-    summary = _incremental(spark, locations, done.silver_version, current, rows, started)
+    summary = _incremental(spark, tables, done.silver_version, current, rows, started)
     return summary or full("silver's change data feed cannot give the inserted rows")
 
 
@@ -322,31 +363,47 @@ def parse_interval(text: str) -> float:
 
 def run_gold(
     spark: SparkSession,
-    locations: TableLocations,
+    space: TableSpace,
+    pipelines: Sequence[PipelineDefinition],
     trigger: TriggerSettings,
     *,
     stop: threading.Event | None = None,
-) -> GoldRunSummary:
-    """Update gold once (``available-now``), or every ``trigger.interval`` until ``stop`` is set
-    (``continuous``; an update under way when it is set finishes first). Returns the last update's
-    summary; each is logged as one line (a repeated "up to date" at debug level).
+) -> list[GoldRunSummary]:
+    """Update the gold table of every record type of ``pipelines`` that has a gold spec, one after
+    the other: once (``available-now``), or every ``trigger.interval`` until ``stop`` is set
+    (``continuous``; an update under way when it is set finishes first, the next table's does not
+    start). Returns each table's last summary; every update is logged as one line (a table's
+    repeated "up to date" at debug level).
 
     ``stop`` is only ever read with ``is_set()``, never waited on: a signal handler may set it
     while this thread would otherwise hold the event's lock.
     """
     interval = parse_interval(trigger.interval)
-    summary: GoldRunSummary | None = None
+    targets = [(TableLocations.for_record(space, pipeline, record), record.gold)
+               for pipeline in pipelines for record in pipeline.records
+               if record.gold is not None]  # fmt: skip
+    if not targets:
+        log.info("gold: no record type of pipeline(s) %s has a gold spec: nothing to update",
+                 ", ".join(p.name for p in pipelines))  # fmt: skip
+        return []
+    last: list[GoldRunSummary | None] = [None] * len(targets)
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
     while True:
-        previous, summary = summary, update_gold(spark, locations)
-        # An idle continuous run would repeat "up to date" every interval: once is enough.
-        idle = previous is not None and previous.mode == summary.mode == UP_TO_DATE
-        log.log(logging.DEBUG if idle else logging.INFO, "%s", summary)
-        if trigger.mode == AVAILABLE_NOW:
-            return summary
+        for index, (locations, spec) in enumerate(targets):
+            summary = update_gold(spark, locations, spec)
+            # An idle continuous run would repeat "up to date" every interval: once is enough.
+            previous, last[index] = last[index], summary
+            idle = previous is not None and previous.mode == summary.mode == UP_TO_DATE
+            log.log(logging.DEBUG if idle else logging.INFO, "%s", summary)
+            if stopped():
+                break
+        if trigger.mode == AVAILABLE_NOW or stopped():
+            return [s for s in last if s is not None]
         deadline = time.monotonic() + interval
-        while time.monotonic() < deadline:
-            if stop is not None and stop.is_set():
-                return summary
+        while time.monotonic() < deadline and not stopped():
             time.sleep(min(STOP_POLL_S, max(0.0, deadline - time.monotonic())))
-        if stop is not None and stop.is_set():
-            return summary
+        if stopped():
+            return [s for s in last if s is not None]
