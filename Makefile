@@ -29,7 +29,7 @@ CLUSTER_REQUIREMENTS := requirements/cluster.txt
 .PHONY: demo test unit lint fmt jars databricks-cli actionlint requirements wheel bench clean-local
 
 demo: $(SYNCED) jars
-	$(VENV)/bin/avrolake demo
+	$(VENV)/bin/avrolake demo --definitions pipelines.yml  # the example definition
 
 test: $(SYNCED) jars databricks-cli actionlint
 	$(VENV)/bin/ruff check .

@@ -48,8 +48,10 @@ from workspace_standin import WorkspaceStandIn
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_FILES = (
-    "databricks.yml", "resources", "schemas", "requirements", "pyproject.toml", "README.md", "src",
+    "databricks.yml", "resources", "pipelines.yml", "schemas", "requirements", "pyproject.toml",
+    "README.md", "src",
 )  # fmt: skip
+DEFINITIONS = "pipelines.yml"  # the pipeline definitions every stage reads
 TARGETS = ("msk-dev", "staging", "confluent-prod")
 SHARED_TARGETS = ("staging", "confluent-prod")  # production mode, one copy run by a principal
 HOSTS = {
@@ -204,6 +206,10 @@ def expected_parameters(target: str) -> dict[tuple[str, str], list[str]]:
     real, smoke = tables(e.schema), tables(f"{e.schema}_smoke")
     topic, smoke_topic = ["--topic", "products"], ["--topic", "products-smoke"]
     register = ["schemas", "register", "--dir", schemas_dir, "--mode", "FULL_TRANSITIVE"]
+    # The stages take their topics and tables from the synced definitions; the smoke job runs the
+    # Product example's pipeline of them, on its own topic.
+    definitions = ["--definitions", f"{files}/{DEFINITIONS}"]
+    smoke_pipeline = [*definitions, "--pipeline", "products"]
     return {
         ("producer", "register_schemas"): [*register, *topic, *e.connection],
         ("producer", "produce"): [
@@ -211,13 +217,13 @@ def expected_parameters(target: str) -> dict[tuple[str, str], list[str]]:
             "--schemas-dir", schemas_dir, *topic, *e.connection,
         ],
         ("ingest", "ingest"): [
-            "ingest", *real, "--trigger", "continuous", "--starting-offsets", "earliest",
-            "--max-offsets-per-trigger", "10000", *topic, *e.connection,
+            "ingest", *definitions, *real, "--trigger", "continuous", "--starting-offsets",
+            "earliest", "--max-offsets-per-trigger", "10000", *e.connection,
         ],
         ("medallion", "silver"): [
-            "silver", *real, "--trigger", "available-now", *topic, *e.connection,
+            "silver", *definitions, *real, "--trigger", "available-now", *e.connection,
         ],
-        ("medallion", "gold"): ["gold", *real, "--trigger", "available-now"],
+        ("medallion", "gold"): ["gold", *definitions, *real, "--trigger", "available-now"],
         # The smoke job: the same stages once, bounded, on their own topic and tables.
         ("smoke", "register_schemas"): [*register, *smoke_topic, *e.connection],
         ("smoke", "produce"): [
@@ -225,13 +231,14 @@ def expected_parameters(target: str) -> dict[tuple[str, str], list[str]]:
             "--schemas-dir", schemas_dir, *smoke_topic, *e.connection,
         ],
         ("smoke", "ingest"): [
-            "ingest", *smoke, "--trigger", "available-now", "--starting-offsets", "earliest",
-            "--max-offsets-per-trigger", "10000", *smoke_topic, *e.connection,
+            "ingest", *smoke_pipeline, *smoke, "--trigger", "available-now", "--starting-offsets",
+            "earliest", "--max-offsets-per-trigger", "10000", *smoke_topic, *e.connection,
         ],
         ("smoke", "silver"): [
-            "silver", *smoke, "--trigger", "available-now", *smoke_topic, *e.connection,
+            "silver", *smoke_pipeline, *smoke, "--trigger", "available-now", *smoke_topic,
+            *e.connection,
         ],
-        ("smoke", "gold"): ["gold", *smoke, "--trigger", "available-now"],
+        ("smoke", "gold"): ["gold", *smoke_pipeline, *smoke, "--trigger", "available-now"],
     }  # fmt: skip
 
 
@@ -459,7 +466,7 @@ def test_validate_is_clean(validated: dict[str, CliRun], target: str) -> None:
     assert [Path(f["source"]).relative_to(artifact["path"]) for f in artifact["files"]] == [
         Path("dist/*.whl")
     ]
-    assert config["sync"]["paths"] == ["schemas", "requirements"]
+    assert config["sync"]["paths"] == [DEFINITIONS, "schemas", "requirements"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -598,7 +605,9 @@ def test_the_flavor_option_agrees_with_the_jars(validated: dict[str, CliRun], ta
         if key[1] != "gold":  # gold reads silver tables, no connection options
             assert params.count("--flavor") == 1, key
             assert params[params.index("--flavor") + 1] == EXPECTED[target].flavor, key
-            assert params.count("--topic") == 1, key
+            # the stages' topics are the definitions' (the smoke job re-points its one pipeline)
+            from_definitions = "--definitions" in params and "--pipeline" not in params
+            assert params.count("--topic") == (0 if from_definitions else 1), key
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -799,8 +808,17 @@ def test_the_yaml_matches_the_clis_own_schema(
 def test_job_parameters_parse_with_the_wheels_cli(
     validated: dict[str, CliRun], target: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Parsed by the wheel's own CLI, with the synced definitions file read from the checkout,
+    every stage runs the pipelines it should: all of the file's on their own topics, the smoke
+    job the Product example's on the smoke topic; the producer writes the Product topic."""
     from avrolake.cli import build_parser
+    from avrolake.cli.options import pipelines_from_args
+    from avrolake.definitions import load_definitions
+    from avrolake.settings import Flavor
 
+    flavor = Flavor(EXPECTED[target].flavor)
+    every_pipeline = [(p.name, p.topic) for p in load_definitions(REPO / DEFINITIONS).pipelines]
+    assert ("products", "products") in every_pipeline  # the example, which the producer feeds
     for key, task in tasks_of(validated[target].config).items():
         params = task["python_wheel_task"]["parameters"]
         try:
@@ -810,7 +828,17 @@ def test_job_parameters_parse_with_the_wheels_cli(
         assert args.command == params[0], key
         if key[1] != "gold":
             assert args.flavor == EXPECTED[target].flavor, key
+        if key[0] == "producer" or key[1] in ("register_schemas", "produce"):
             assert args.topic == ("products-smoke" if key[0] == "smoke" else "products"), key
+            continue
+        assert args.definitions == f"{files_path(target)}/{DEFINITIONS}", key
+        args.definitions = str(REPO / DEFINITIONS)  # the file the deployment syncs there
+        pipelines = [(p.name, p.topic) for p in pipelines_from_args(args, flavor)]
+        if key[0] == "smoke":  # gold has no --topic: it reads tables, named by the definitions
+            expected = [("products", "products" if key[1] == "gold" else "products-smoke")]
+        else:
+            expected = every_pipeline
+        assert pipelines == expected, key
 
 
 # -- deploy ---------------------------------------------------------------------------------------
@@ -842,10 +870,13 @@ def test_deploy_sends_the_validated_jobs_and_uploads_wheel_schemas_and_requireme
 
     synced = {p: c for p, c in files.items() if p.startswith(f"{root}/files/")}
     assert synced == {
-        f"{root}/files/{p.relative_to(REPO)}": p.read_bytes()
-        for directory in ("schemas", "requirements")
-        for p in sorted((REPO / directory).rglob("*"))
-        if p.is_file()
+        f"{root}/files/{DEFINITIONS}": (REPO / DEFINITIONS).read_bytes(),
+        **{
+            f"{root}/files/{p.relative_to(REPO)}": p.read_bytes()
+            for directory in ("schemas", "requirements")
+            for p in sorted((REPO / directory).rglob("*"))
+            if p.is_file()
+        },
     }
     assert f"{root}/files/schemas/product/v1.avsc" in synced
     assert (

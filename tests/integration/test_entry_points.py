@@ -25,6 +25,7 @@ from avrolake_dev.local import LocalStack
 
 REPO = Path(__file__).parents[2]
 SCHEMAS = REPO / "schemas" / "product"
+DEFINITIONS = REPO / "pipelines.yml"  # the Product example, as the bundle syncs it
 
 # What the runner does, in a fresh interpreter (a Spark stage starts a JVM: not in pytest's).
 RUNNER = """\
@@ -121,7 +122,8 @@ def test_a_stage_without_its_input_table_fails_the_task(
     )  # fmt: skip
     assert outcome(registered) == (0, "returned None"), registered.stderr
 
-    silver = run_like_the_runner("silver", "--topic", topic, "--warehouse-dir", str(tmp_path),
+    silver = run_like_the_runner("silver", "--definitions", str(DEFINITIONS), "--topic", topic,
+                                 "--warehouse-dir", str(tmp_path),
                                  "--bootstrap-servers", local_stack.bootstrap_servers,
                                  "--registry-url", local_stack.confluent_registry_url)  # fmt: skip
     assert outcome(silver) == (1, "raised SystemExit(1)"), silver.stderr
@@ -147,7 +149,7 @@ def test_a_stream_whose_query_dies_fails_the_task_naming_the_cause(
     tombstone = Producer({"bootstrap.servers": local_stack.bootstrap_servers})
     tombstone.produce(topic, key=b"P0001", value=None)  # bound for quarantine: a null value
     assert tombstone.flush(30) == 0
-    common = ["--topic", topic, "--warehouse-dir", str(tmp_path),
+    common = ["--definitions", str(DEFINITIONS), "--topic", topic, "--warehouse-dir", str(tmp_path),
               "--bootstrap-servers", local_stack.bootstrap_servers,
               "--registry-url", local_stack.confluent_registry_url]  # fmt: skip
     ingest = run_like_the_runner("ingest", *common)
@@ -159,7 +161,8 @@ def test_a_stream_whose_query_dies_fails_the_task_naming_the_cause(
     assert outcome(silver) == (1, "raised SystemExit(1)"), silver.stderr
     errors = [line for line in silver.stderr.splitlines() if line.startswith("avrolake ")]
     assert errors == [
-        "avrolake silver: query avrolake-silver failed: ParentNotDirectoryException: Parent path "
+        "avrolake silver: query avrolake-silver-products failed: ParentNotDirectoryException: "
+        "Parent path "
         f"is not a directory: file:{tmp_path}/quarantine/_delta_log"
     ]
     for noise in ("Traceback", "FOREACH_BATCH_USER_FUNCTION_ERROR", "\tat ", "py4j"):

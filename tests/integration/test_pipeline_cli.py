@@ -3,19 +3,26 @@ exit within seconds; a good run drains Kafka through every stage."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from confluent_kafka import Producer as ConfluentProducer
+from pyspark.sql import DataFrame
 
 from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.schemas import load_versions
@@ -23,6 +30,8 @@ from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, Registr
 from avrolake_dev.local import LocalStack
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
+EXAMPLE = Path(__file__).parents[2] / "pipelines.yml"  # the Product example's definitions
+DEFINED = ["--definitions", str(EXAMPLE)]
 
 
 def avrolake(
@@ -118,13 +127,29 @@ BAD_OPTIONS = [
         f"avrolake silver: checkpoint root /sys/avrolake cannot be created: {SYSFS_MKDIR}; "
         "choose a directory you can write with --checkpoint-root",
     ),
+    (
+        ["gold"],
+        "avrolake gold: no pipeline definitions (the topics and tables to run): pass "
+        "--definitions FILE (e.g. pipelines.yml) or set AVROLAKE_DEFINITIONS",
+    ),
+    (
+        ["silver", "--definitions", "/nonexistent/pipelines.yml"],
+        "avrolake silver: cannot read the pipeline definitions /nonexistent/pipelines.yml: No "
+        "such file or directory",
+    ),
+    (
+        ["replay", *DEFINED, "--pipeline", "orders"],
+        "avrolake replay: --pipeline orders: no such pipeline in the definitions (defined: "
+        "products)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "expected"), BAD_OPTIONS)
 def test_bad_options_fail_in_one_line(args: list[str], expected: str) -> None:
     begin = time.monotonic()
-    assert one_line_error(avrolake(*args, timeout=30)).startswith(expected)
+    result = avrolake(*args, timeout=30, unset=("AVROLAKE_DEFINITIONS",))
+    assert one_line_error(result).startswith(expected)
     assert time.monotonic() - begin < 15  # no Spark was started to find out
 
 
@@ -150,9 +175,23 @@ def test_unknown_topic_fails_fast(local_stack, tmp_path: Path) -> None:
     )
 
 
+def test_unknown_topic_of_the_definitions_fails_fast(local_stack, tmp_path: Path) -> None:
+    """Ingest checks every topic it is to subscribe to, and names the one that is missing."""
+    there = f"there-{uuid.uuid4().hex[:8]}"
+    assert produce_events(local_stack, there, 1, seed=1, register=True) == 1
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    definitions = two_pipelines(tmp_path, there, missing)
+    result = avrolake("ingest", "--definitions", str(definitions), "--warehouse-dir",
+                      str(tmp_path), timeout=30)  # fmt: skip
+    assert one_line_error(result).startswith(
+        f"avrolake ingest: topic '{missing}' does not exist on {local_stack.bootstrap_servers}"
+    )
+
+
 def test_unreachable_registry_fails_fast(tmp_path: Path) -> None:
     result = avrolake(
         "silver",
+        *DEFINED,
         "--registry-url",
         "http://127.0.0.1:9",
         "--warehouse-dir",
@@ -167,15 +206,16 @@ def test_unreachable_registry_fails_fast(tmp_path: Path) -> None:
 
 def test_topic_without_schemas_fails_fast(local_stack, tmp_path: Path) -> None:
     topic = f"unregistered-{uuid.uuid4().hex[:8]}"
-    result = avrolake("silver", "--topic", topic, "--warehouse-dir", str(tmp_path), timeout=60)
-    assert one_line_error(result) == (
-        f"avrolake silver: no schema is registered for topic '{topic}': "
-        "run `avrolake schemas register` first"
+    result = avrolake(
+        "silver", *DEFINED, "--topic", topic, "--warehouse-dir", str(tmp_path), timeout=60
     )
+    line = one_line_error(result)
+    assert line.startswith(f"avrolake silver: no schema is registered for topic '{topic}' under ")
+    assert line.endswith(": run `avrolake schemas register` first")
 
 
 def test_gold_before_silver_names_the_missing_table(tmp_path: Path) -> None:
-    result = avrolake("gold", "--warehouse-dir", str(tmp_path))
+    result = avrolake("gold", *DEFINED, "--warehouse-dir", str(tmp_path))
     assert one_line_error(result) == (
         f"avrolake gold: table delta.`{tmp_path}/silver` does not exist yet: "
         "run `avrolake silver` first"
@@ -195,11 +235,11 @@ def test_entry_points_drain_a_topic_through_every_stage(local_stack, spark, tmp_
         ).sent
         == 500
     )
-    common = ["--topic", topic, "--warehouse-dir", str(tmp_path)]
+    common = [*DEFINED, "--topic", topic, "--warehouse-dir", str(tmp_path)]
     for stage in ("ingest", "silver"):
         result = avrolake(stage, *common)
         assert result.returncode == 0, result.stderr
-    result = avrolake("gold", "--warehouse-dir", str(tmp_path))
+    result = avrolake("gold", *DEFINED, "--warehouse-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
 
     silver = spark.read.format("delta").load(str(tmp_path / "silver"))
@@ -222,7 +262,8 @@ def produce_events(stack: LocalStack, topic: str, count: int, seed: int, registe
 
 # -- stopping a continuous stage ----------------------------------------------------------------
 
-RUNNING = re.compile(r" INFO avrolake\.cli\.stopping: avrolake-(ingest|silver) running; ")
+RUNNING = re.compile(r" INFO avrolake\.cli\.stopping: avrolake-(ingest|silver-products) running; ")
+QUERY = {"ingest": "avrolake-ingest", "silver": "avrolake-silver-products"}  # silver: per pipeline
 
 
 @dataclass(frozen=True)
@@ -238,17 +279,14 @@ class Round:
     group: bool = False
 
     def expected(self, stage: str) -> re.Pattern[str]:
-        name = self.signum.name
+        name, query = self.signum.name, QUERY[stage]
         if self.moment == "start-up":
             return re.compile(f"{name} received before the stream started: not starting it")
         if self.group and self.signum == signal.SIGTERM:  # the JVM may end first
             return re.compile(
-                f"({name} received: stopping avrolake-{stage}|"
-                f"Spark stopped under avrolake-{stage} with the {name})"
+                f"({name} received: stopping {query}|Spark stopped under {query} with the {name})"
             )
-        return re.compile(
-            f"{name} received: stopping avrolake-{stage}\n.*avrolake-{stage} stopped", re.DOTALL
-        )
+        return re.compile(f"{name} received: stopping {query}\n.*{query} stopped", re.DOTALL)
 
 
 # Ingest and silver run side by side under a producer, so a signal finds each of them reading,
@@ -296,7 +334,7 @@ class Stage:
     def __init__(self, name: str, topic: str, warehouse: Path, log: Path, *, session: bool) -> None:
         self.name, self.log, self.warehouse = name, log, warehouse
         self.silver_commits_at_start = self.silver_commits()
-        command = [sys.executable, "-m", "avrolake", name, "--topic", topic,
+        command = [sys.executable, "-m", "avrolake", name, *DEFINED, "--topic", topic,
                    "--warehouse-dir", str(warehouse), "--trigger", "continuous",
                    "--interval", "1 second"]  # fmt: skip
         with log.open("w") as err:
@@ -344,7 +382,8 @@ def test_signals_stop_continuous_stages_cleanly_and_restarts_resume(
     holding exactly what was produced, once."""
     topic = f"sig-{uuid.uuid4().hex[:8]}"
     produced = produce_events(local_stack, topic, 100, seed=1, register=True)
-    assert avrolake("ingest", "--topic", topic, "--warehouse-dir", str(tmp_path)).returncode == 0
+    ingest = avrolake("ingest", *DEFINED, "--topic", topic, "--warehouse-dir", str(tmp_path))
+    assert ingest.returncode == 0, ingest.stderr
     producer = Producer(local_stack, topic)
     producer.start()
     try:
@@ -372,7 +411,7 @@ def test_signals_stop_continuous_stages_cleanly_and_restarts_resume(
         produced += producer.stop()
 
     for stage in ("ingest", "silver"):  # drain what the last round left
-        result = avrolake(stage, "--topic", topic, "--warehouse-dir", str(tmp_path))
+        result = avrolake(stage, *DEFINED, "--topic", topic, "--warehouse-dir", str(tmp_path))
         assert result.returncode == 0, result.stderr
     bronze = spark.read.format("delta").load(str(tmp_path / "bronze"))
     silver = spark.read.format("delta").load(str(tmp_path / "silver"))
@@ -381,3 +420,150 @@ def test_signals_stop_continuous_stages_cleanly_and_restarts_resume(
     assert not (tmp_path / "quarantine").exists() or (
         spark.read.format("delta").load(str(tmp_path / "quarantine")).count() == 0
     )
+
+
+# -- several pipelines -----------------------------------------------------------------------------
+
+
+def pipeline_a(topic: str) -> dict:
+    """The Product schema keyed by eventId, with a gold table of events per type."""
+    return {
+        "name": "shop_a",
+        "topic": topic,
+        "records": [{
+            "silver_table": "a_silver",
+            "key": ["eventId"],
+            "event_time": {"field": "timestamp", "unit": "seconds"},
+            "gold": {"table": "a_gold", "group_by": ["type"],
+                     "aggregates": [{"name": "events", "function": "count"}]},
+        }],
+    }  # fmt: skip
+
+
+def pipeline_b(topic: str) -> dict:
+    """The Product schema keyed by the Kafka coordinates, default tables, no gold."""
+    return {"name": "shop_b", "topic": topic, "records": [{}]}
+
+
+def write_definitions(path: Path, *pipelines: dict) -> Path:
+    path.write_text(yaml.safe_dump({"pipelines": list(pipelines)}, sort_keys=False))
+    return path
+
+
+def two_pipelines(directory: Path, topic_a: str, topic_b: str) -> Path:
+    return write_definitions(directory / "two.yml", pipeline_a(topic_a), pipeline_b(topic_b))
+
+
+def manifest(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def produce_with_manifest(stack: LocalStack, topic: str, count: int, path: Path) -> list[dict]:
+    connection = ConnectionSettings(
+        kafka=KafkaSettings(stack.bootstrap_servers, topic),
+        registry=RegistrySettings(Flavor.CONFLUENT, url=stack.confluent_registry_url),
+    )
+    options = ProduceOptions(count=count, seed=7, progress=False, manifest=path)
+    summary = run_produce(connection, load_versions(SCHEMAS), options)
+    assert (summary.sent, summary.failed) == (count, 0)
+    return manifest(path)
+
+
+def wait_for_lines(
+    process: subprocess.Popen, log: Path, *patterns: str, timeout: float = 180
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        assert process.poll() is None, text
+        if all(re.search(pattern, text) for pattern in patterns):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not seen in {timeout}s: {patterns}\n{log.read_text()}")
+
+
+def test_silver_runs_every_pipeline_in_one_process(local_stack, spark, tmp_path: Path) -> None:
+    """Two pipelines of one definitions file, with different keys, tables and gold, end to end
+    through the commands: ingest picks a topic added to the file up from its first offset on the
+    same checkpoint; one silver process runs both streams (available-now: it ends when both
+    drained); SIGTERM stops both; one failing stops the other and fails the command naming it."""
+    suffix = uuid.uuid4().hex[:8]
+    topic_a, topic_b = f"shop-a-{suffix}", f"shop-b-{suffix}"
+    sent_a = produce_with_manifest(local_stack, topic_a, 300, tmp_path / "a.jsonl")
+    sent_b = produce_with_manifest(local_stack, topic_b, 200, tmp_path / "b.jsonl")
+    only_a = write_definitions(tmp_path / "one.yml", pipeline_a(topic_a))
+    both = two_pipelines(tmp_path, topic_a, topic_b)
+    tables = ["--warehouse-dir", str(tmp_path)]
+
+    def run(stage: str, definitions: Path) -> str:
+        result = avrolake(stage, "--definitions", str(definitions), *tables)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    run("ingest", only_a)
+    run("ingest", both)  # the new topic, on the same checkpoint
+    bronze = spark.read.format("delta").load(str(tmp_path / "bronze"))
+    assert {r.topic: r["count"] for r in bronze.groupBy("topic").count().collect()} == {
+        topic_a: 300, topic_b: 200,
+    }  # fmt: skip
+    err = run("silver", both)
+    for name in ("avrolake-silver-shop_a", "avrolake-silver-shop_b"):
+        assert f"{name} running; " in err, err
+    run("gold", both)
+
+    def load(table: str) -> DataFrame:
+        return spark.read.format("delta").load(str(tmp_path / table))
+
+    a_silver, b_silver = load("a_silver"), load("shop_b_silver")
+    assert sorted(r.eventId for r in a_silver.select("eventId").collect()) == sorted(
+        e["eventId"] for e in sent_a
+    )
+    assert sorted(
+        (r.partition, r.offset) for r in b_silver.select("partition", "offset").collect()
+    ) == sorted((e["partition"], e["offset"]) for e in sent_b)
+    expected_gold = Counter(
+        (dt.datetime.fromtimestamp(e["value"]["timestamp"], dt.UTC).date(), e["value"]["type"])
+        for e in sent_a
+    )
+    gold = {(r.event_date, r.type): r.events for r in load("a_gold").collect()}
+    assert gold == dict(expected_gold)
+    assert not (tmp_path / "shop_b_gold").exists()
+
+    # Continuous: SIGTERM stops both streams, each at a checkpoint.
+    log = tmp_path / "silver-continuous.err"
+    command = [sys.executable, "-m", "avrolake", "silver", "--definitions", str(both), *tables,
+               "--trigger", "continuous", "--interval", "1 second"]  # fmt: skip
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink)
+    wait_for_lines(
+        process, log, "avrolake-silver-shop_a running; ", "avrolake-silver-shop_b running; "
+    )
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(120) == 0, log.read_text()
+    err = log.read_text()
+    for name in ("avrolake-silver-shop_a", "avrolake-silver-shop_b"):
+        assert f"SIGTERM received: stopping {name}\n" in err, err
+        assert f"{name} stopped\n" in err, err
+    for marker in ("Traceback", "py4j", "Exception", "\tat "):
+        assert marker not in err, err
+
+    # One failing stream (B's quarantine cannot be written: its _delta_log is a file) stops A.
+    quarantine = tmp_path / "shop_b_quarantine"
+    shutil.rmtree(quarantine, ignore_errors=True)
+    quarantine.mkdir()
+    (quarantine / "_delta_log").write_text("not a directory")
+    tombstone = ConfluentProducer({"bootstrap.servers": local_stack.bootstrap_servers})
+    tombstone.produce(topic_b, key=b"P0001", value=None)  # bound for quarantine: a null value
+    assert tombstone.flush(30) == 0
+    run("ingest", both)
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert one_line_error(failed) == (
+        "avrolake silver: query avrolake-silver-shop_b failed: ParentNotDirectoryException: "
+        f"Parent path is not a directory: file:{quarantine}/_delta_log"
+    )
+    assert "avrolake-silver-shop_b failed: stopping avrolake-silver-shop_a\n" in failed.stderr, (
+        failed.stderr
+    )
+    assert "avrolake-silver-shop_a stopped\n" in failed.stderr, failed.stderr
+    assert load("a_silver").count() == 300

@@ -12,12 +12,15 @@ import pytest
 from avrolake.cli import build_parser, run
 from avrolake.cli.options import (
     connection_from_args,
-    locations_from_args,
+    pipelines_from_args,
     registry_from_args,
+    space_from_args,
     topic_from_args,
+    topics_from_args,
     trigger_from_args,
 )
-from avrolake.pipeline.tables import TableLocations, TableRef
+from avrolake.definitions import load_definitions
+from avrolake.pipeline.tables import TableRef, TableSpace
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.settings import (
     DEFAULT_OUTAGE_TIMEOUT_S,
@@ -41,6 +44,7 @@ OPTION_VARIABLES = (
     "AVROLAKE_GLUE_REGISTRY",
     "AVROLAKE_SECRET_SCOPE",
     "AVROLAKE_WAREHOUSE",
+    "AVROLAKE_DEFINITIONS",
     "AVROLAKE_CACHE",
     "SCHEMA_REGISTRY_USER",
     "DATABRICKS_RUNTIME_VERSION",
@@ -58,6 +62,7 @@ CONNECTION_COMMANDS = [
 ]
 BROKERS = "b-1.example:9092,b-2.example:9092"
 REGISTRY = "https://sr.example"
+EXAMPLE = Path(__file__).resolve().parents[2] / "pipelines.yml"  # the Product example
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +70,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in OPTION_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AVROLAKE_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.setenv("AVROLAKE_DEFINITIONS", str(EXAMPLE))
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -307,7 +313,7 @@ def test_registry_basic_auth_is_on_with_a_user_secret(monkeypatch: pytest.Monkey
 
 
 def test_tables_by_name_in_unity_catalog() -> None:
-    locations = locations_from_args(
+    space = space_from_args(
         parse(
             "silver",
             "--catalog",
@@ -318,25 +324,27 @@ def test_tables_by_name_in_unity_catalog() -> None:
             "/Volumes/main/lake/checkpoints",
         )
     )
-    assert locations.silver == TableRef(name="main.lake.silver")
-    assert locations.checkpoint("silver") == "/Volumes/main/lake/checkpoints/silver"
+    assert space.table("silver") == TableRef(name="main.lake.silver")
+    assert (
+        space.checkpoint("silver", "products") == "/Volumes/main/lake/checkpoints/silver/products"
+    )
 
 
 def test_tables_by_path_default_to_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert locations_from_args(parse("gold")) == TableLocations.in_directory(tmp_path / "warehouse")
+    assert space_from_args(parse("gold")) == TableSpace(
+        str(tmp_path / "warehouse" / "_checkpoints"), directory=str(tmp_path / "warehouse")
+    )
     monkeypatch.delenv("AVROLAKE_WAREHOUSE")
     monkeypatch.setenv("AVROLAKE_CACHE", str(tmp_path / "cache"))
-    assert locations_from_args(parse("gold")) == TableLocations.in_directory(
-        tmp_path / "cache" / "warehouse"
-    )
-    given = locations_from_args(
+    assert space_from_args(parse("gold")).directory == str(tmp_path / "cache" / "warehouse")
+    given = space_from_args(
         parse(
             "gold", "--warehouse-dir", str(tmp_path / "wh"), "--checkpoint-root", "s3://bucket/cp"
         )
     )
-    assert (given.gold, given.checkpoint_root) == (
+    assert (given.table("gold"), given.checkpoint_root) == (
         TableRef(path=str(tmp_path / "wh" / "gold")),
         "s3://bucket/cp",
     )
@@ -392,6 +400,7 @@ def test_help_shows_every_choice_and_every_default() -> None:
         "produce": commands["produce"],
         "schemas check": schemas["check"],
         "schemas register": schemas["register"],
+        "replay": commands["replay"],
     }
     for name, parser in parsers.items():
         for action in parser._actions:
@@ -408,5 +417,165 @@ def test_help_shows_every_choice_and_every_default() -> None:
         "$AWS_REGION",
         "$AWS_DEFAULT_REGION",
         "$AVROLAKE_WAREHOUSE",
+        "$AVROLAKE_DEFINITIONS",
+        "--pipeline NAME",
     ):
         assert shown in usage, shown
+
+
+# -- pipeline definitions ------------------------------------------------------------------------
+
+TWO_PIPELINES = """
+pipelines:
+  - name: orders
+    topic: orders.v1
+    flavor: glue
+    records:
+      - key: [orderId]
+  - name: products
+    topic: products
+    records:
+      - key: [eventId]
+"""
+
+
+@pytest.fixture
+def two_pipelines(tmp_path: Path) -> Path:
+    path = tmp_path / "two.yml"
+    path.write_text(TWO_PIPELINES)
+    return path
+
+
+@pytest.mark.parametrize("command", ["silver", "gold", "replay"])
+def test_the_stages_after_bronze_need_definitions(
+    capsys: pytest.CaptureFixture[str], command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AVROLAKE_DEFINITIONS")
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", REGISTRY)
+    assert error_line(capsys, command) == (
+        2,
+        f"avrolake {command}: no pipeline definitions (the topics and tables to run): pass "
+        "--definitions FILE (e.g. pipelines.yml) or set AVROLAKE_DEFINITIONS\n",
+    )
+
+
+def test_definitions_from_the_option_or_the_variable(
+    monkeypatch: pytest.MonkeyPatch, two_pipelines: Path
+) -> None:
+    assert pipelines_from_args(parse("gold")) == list(load_definitions(EXAMPLE).pipelines)
+    given = pipelines_from_args(parse("gold", "--definitions", str(two_pipelines)))
+    assert [(p.name, p.topic) for p in given] == [("orders", "orders.v1"), ("products", "products")]
+    selected = pipelines_from_args(
+        parse("gold", "--definitions", str(two_pipelines), "--pipeline", "products")
+    )
+    assert [p.name for p in selected] == ["products"]
+
+
+def test_topic_re_points_the_one_selected_pipeline(two_pipelines: Path) -> None:
+    """The smoke job's way to run the example on a topic of its own: everything else as the
+    file says."""
+    (pipeline,) = pipelines_from_args(parse("silver", "--topic", "products-smoke"))
+    (in_file,) = load_definitions(EXAMPLE).pipelines
+    assert pipeline.model_dump() == {**in_file.model_dump(), "topic": "products-smoke"}
+    (pipeline,) = pipelines_from_args(
+        parse("silver", "--definitions", str(two_pipelines), "--pipeline", "orders",
+              "--topic", "orders-smoke"),
+        Flavor.GLUE,
+    )  # fmt: skip
+    assert (pipeline.name, pipeline.topic) == ("orders", "orders-smoke")
+
+
+def test_the_topic_variable_re_points_nothing(
+    monkeypatch: pytest.MonkeyPatch, two_pipelines: Path
+) -> None:
+    """A shell that exports AVROLAKE_TOPIC for `produce` must not bend the definitions."""
+    monkeypatch.setenv("AVROLAKE_TOPIC", "elsewhere")
+    monkeypatch.setenv("AVROLAKE_FLAVOR", "glue")
+    args = parse("ingest", "--definitions", str(two_pipelines), "--pipeline", "orders")
+    assert [p.topic for p in pipelines_from_args(args, Flavor.GLUE)] == ["orders.v1"]
+
+
+def test_ingest_reads_every_topic_of_the_definitions_or_its_topic(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    both = tmp_path / "both.yml"
+    both.write_text(TWO_PIPELINES.replace("    flavor: glue\n", ""))
+    assert topics_from_args(parse("ingest", "--definitions", str(both)), Flavor.CONFLUENT) == [
+        "orders.v1",
+        "products",
+    ]
+    monkeypatch.delenv("AVROLAKE_DEFINITIONS")
+    monkeypatch.setenv("AVROLAKE_TOPIC", "orders")
+    assert topics_from_args(parse("ingest"), Flavor.CONFLUENT) == ["orders"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["silver", "--flavor", "glue", "--topic", "t"],
+            "--topic t re-points one pipeline, but 2 are selected (orders, products): choose "
+            "one with --pipeline NAME",
+        ),
+        (
+            ["replay", "--pipeline", "products", "--topic", "no/slash"],
+            "--topic 'no/slash' is not a valid Kafka topic name (letters, digits, . _ -)",
+        ),
+        (
+            ["silver", "--pipeline", "products", "--topic", " "],
+            "--topic is empty",
+        ),
+        (
+            ["silver", "--pipeline", "products", "--pipeline", "payments"],
+            "--pipeline payments: no such pipeline in the definitions (defined: orders, products)",
+        ),
+        (
+            ["silver"],
+            "{file}: pipeline(s) orders (glue) defined for another flavor than this "
+            "deployment's --flavor confluent: leave them out with --pipeline, or fix `flavor:`",
+        ),
+        (
+            ["ingest"],
+            "{file}: pipeline(s) orders (glue) defined for another flavor than this "
+            "deployment's --flavor confluent: leave them out with --pipeline, or fix `flavor:`",
+        ),
+    ],
+)
+def test_definition_mistakes_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    two_pipelines: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BROKERS)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", REGISTRY)
+    monkeypatch.setenv("AVROLAKE_DEFINITIONS", str(two_pipelines))
+    expected = message.format(file=two_pipelines)
+    assert error_line(capsys, *argv) == (2, f"avrolake {argv[0]}: {expected}\n")
+
+
+def test_a_missing_definitions_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.yml"
+    assert error_line(capsys, "gold", "--definitions", str(missing)) == (
+        2,
+        f"avrolake gold: cannot read the pipeline definitions {missing}: No such file or "
+        "directory\n",
+    )
+
+
+def test_every_table_of_the_definitions_is_checked_before_spark(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Not only bronze: a file where the definitions put a table fails in one line."""
+    quarantine = tmp_path / "warehouse" / "quarantine"
+    quarantine.parent.mkdir()
+    quarantine.write_text("not a table")
+    assert "quarantine" in load_definitions(EXAMPLE).pipelines[0].tables()
+    assert error_line(capsys, "gold") == (
+        2,
+        f"avrolake gold: table path {quarantine} is a file, not a Delta table directory: move it "
+        "away or choose another --warehouse-dir\n",
+    )

@@ -1,5 +1,6 @@
-"""How a stage waits for its query: the signal handler only records the request; the main thread
-stops the query outside it, once no foreachBatch function runs; a failed query raises one line.
+"""How a stage waits for its queries: the signal handler only records the request; the main thread
+stops the queries outside it, once no foreachBatch function runs; a failed query stops the others
+and raises one line.
 
 The query here is a stand-in that records the order of calls: what matters is *when* each call
 happens relative to the signal, which a real stream cannot be made to show deterministically
@@ -20,23 +21,24 @@ from pyspark import SparkContext
 from pyspark.sql.utils import ForeachBatchFunction
 
 from avrolake.cli import stopping
-from avrolake.cli.stopping import await_query, foreach_batch_running, stop_signals
+from avrolake.cli.stopping import await_queries, await_query, foreach_batch_running, stop_signals
 from avrolake.errors import PipelineError
 
 
 class RecordingQuery:
     """Answers like a ``StreamingQuery``; ``signal_on_await`` sends the signal while the main
-    thread is inside ``awaitTermination``, as it is inside py4j for a real one."""
-
-    name = "avrolake-test"
+    thread is inside ``awaitTermination``, as it is inside py4j for a real one. ``ends_after``:
+    the query has ended at that many calls; ``failure``: it has failed with that."""
 
     def __init__(
         self,
         *,
+        name: str = "avrolake-test",
         signal_on_await: int | None = None,
         ends_after: int | None = None,
         failure: Exception | None = None,
     ) -> None:
+        self.name = name
         self.calls: list[str] = []
         self.signal_on_await = signal_on_await
         self.ends_after = ends_after
@@ -56,13 +58,19 @@ class RecordingQuery:
         finally:
             self.awaiting = False
 
+    @property
+    def isActive(self) -> bool:
+        self.calls.append("isActive")
+        ended = self.ends_after is not None and len(self.calls) >= self.ends_after
+        return self.active and self.failure is None and not ended
+
     def stop(self) -> None:
         assert not self.awaiting, "stop() called from inside awaitTermination (a signal handler)"
         self.calls.append("stop")
         self.active = False
 
     def exception(self) -> Exception | None:
-        return None
+        return self.failure
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -153,21 +161,79 @@ def test_a_query_that_ends_by_itself_is_not_stopped() -> None:
     assert query.calls == ["await(1)", "await(1)", "await(1)"]
 
 
+FOREACH_BATCH_FAILURE = RuntimeError(
+    "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+    "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in "
+    "foreach batch sink. Reason: An exception was raised by the Python Proxy. Return Message: "
+    "Traceback (most recent call last):\n"
+    '  File "silver_io.py", line 1, in __call__\n'
+    "    boom()\n"
+    "ValueError: boom\n"
+    " SQLSTATE: 39000 SQLSTATE: XXKST\n"
+)
+
+
 def test_a_failed_query_raises_one_line_with_the_cause() -> None:
-    failure = RuntimeError(
-        "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
-        "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in "
-        "foreach batch sink. Reason: An exception was raised by the Python Proxy. Return Message: "
-        "Traceback (most recent call last):\n"
-        '  File "silver_io.py", line 1, in __call__\n'
-        "    boom()\n"
-        "ValueError: boom\n"
-        " SQLSTATE: 39000 SQLSTATE: XXKST\n"
-    )
     with pytest.raises(PipelineError) as caught:
-        await_query(RecordingQuery(failure=failure), poll_s=1)
+        await_query(RecordingQuery(failure=FOREACH_BATCH_FAILURE), poll_s=1)
     assert str(caught.value) == "query avrolake-test failed: ValueError: boom"
-    assert caught.value.__cause__ is failure  # the whole text, for -v
+    assert caught.value.__cause__ is FOREACH_BATCH_FAILURE  # the whole text, for -v
+
+
+# -- several queries (silver: one per pipeline) ---------------------------------------------------
+
+
+def test_a_signal_stops_every_query() -> None:
+    """The first query's awaitTermination paces the wait; the others are looked at in passing.
+    A signal stops them all, each outside the handler."""
+    first = RecordingQuery(name="avrolake-silver-a", signal_on_await=signal.SIGTERM)
+    second = RecordingQuery(name="avrolake-silver-b")
+    assert await_queries([first, second], poll_s=1) == 0
+    assert (first.calls, second.calls) == (["await(1)", "stop"], ["isActive", "stop"])
+
+
+def test_one_failing_query_stops_the_others_and_fails_the_command() -> None:
+    running = RecordingQuery(name="avrolake-silver-a")
+    failed = RecordingQuery(name="avrolake-silver-b", failure=FOREACH_BATCH_FAILURE)
+    with pytest.raises(PipelineError) as caught:
+        await_queries([running, failed], poll_s=1)
+    assert str(caught.value) == "query avrolake-silver-b failed: ValueError: boom"
+    assert caught.value.__cause__ is FOREACH_BATCH_FAILURE
+    assert (running.calls, failed.calls) == (["await(1)", "stop"], ["isActive"])
+
+    # the first one failing (seen in its awaitTermination) stops the second just the same
+    failed = RecordingQuery(name="avrolake-silver-a", failure=FOREACH_BATCH_FAILURE)
+    running = RecordingQuery(name="avrolake-silver-b")
+    with pytest.raises(PipelineError) as caught:
+        await_queries([failed, running], poll_s=1)
+    assert str(caught.value) == "query avrolake-silver-a failed: ValueError: boom"
+    assert (failed.calls, running.calls) == (["await(1)"], ["stop"])
+
+
+def test_available_now_queries_end_the_command_when_the_last_one_ended() -> None:
+    """The first ends at its first slice; the second, looked at then, becomes the one waited on
+    and ends two slices later. Neither is stopped."""
+    first = RecordingQuery(name="avrolake-silver-a", ends_after=1)
+    second = RecordingQuery(name="avrolake-silver-b", ends_after=3)
+    assert await_queries([first, second], poll_s=1) == 0
+    assert (first.calls, second.calls) == (["await(1)"], ["isActive", "await(1)", "await(1)"])
+
+
+def test_a_stop_waits_once_for_the_running_batches_of_all_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One grace for all: busy queries do not each add their own."""
+    monkeypatch.setattr(stopping, "foreach_batch_running", lambda: True)
+    queries = [
+        RecordingQuery(
+            name=f"avrolake-silver-{n}", signal_on_await=signal.SIGTERM if n == 0 else None
+        )
+        for n in range(3)
+    ]
+    begin = time.monotonic()
+    assert await_queries(queries, poll_s=1, grace_s=0.5) == 0
+    assert 0.5 <= time.monotonic() - begin < 1.0  # a grace each would take 1.5 s
+    assert [query.calls[-1] for query in queries] == ["stop", "stop", "stop"]
 
 
 def test_stop_signals_restores_the_previous_handlers() -> None:

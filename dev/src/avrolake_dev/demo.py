@@ -1,5 +1,8 @@
 """The end-to-end demo on the embedded stack: evolving schemas, live.
 
+It runs the Product example's definition (``pipelines.yml``: its key, event time, tables and gold
+spec) on a fresh topic of its own, under a warehouse of its own:
+
 1. register v1 and v2 of the Product schema;
 2. start ingest (Kafka → bronze) and silver (bronze → silver) as continuous streams;
 3. produce a v1/v2 stream, register v3 midway, keep producing v1/v2/v3, inject a few bad records;
@@ -24,14 +27,15 @@ from pyspark.sql.streaming import StreamingQuery
 
 from avrolake import wire
 from avrolake.connection import producer_config
-from avrolake.errors import PipelineError
+from avrolake.definitions import Function, GoldSpec, PipelineDefinition, load_definitions
+from avrolake.errors import ConfigError, PipelineError
 from avrolake.pipeline.gold_io import run_gold
 from avrolake.pipeline.runners import run_ingest, run_silver
-from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.tables import TableLocations, TableSpace
 from avrolake.pipeline.triggers import CONTINUOUS, TriggerSettings
 from avrolake.producer.mix import parse_mix
 from avrolake.producer.run import ProduceOptions, ensure_topic, run_produce
-from avrolake.registry import SchemaRegistry, open_registry
+from avrolake.registry import SchemaRegistry, Subject, open_registry
 from avrolake.schemas import SchemaVersion, load_versions
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
 from avrolake_dev import report
@@ -53,6 +57,8 @@ class DemoOptions:
     seed: int = 2026
     out_dir: Path = Path("out/demo")
     schemas_dir: Path = Path("schemas/product")
+    definitions: Path = Path("pipelines.yml")  # the example definition
+    pipeline: str = "products"  # its pipeline for the Product schema
     interval: str = "2 seconds"
     catch_up_timeout_s: float = 600.0
 
@@ -102,14 +108,31 @@ def inject_bad_records(connection: ConnectionSettings) -> int:
     return len(values)
 
 
-def register(registry: SchemaRegistry, topic: str, version: SchemaVersion) -> None:
-    registered = registry.register(topic, version.text)
-    log.info("registered v%d of %s as ref %s", version.number, topic, registered.ref)
+def register(registry: SchemaRegistry, subject: Subject, version: SchemaVersion) -> None:
+    registered = registry.register(subject, version.text)
+    log.info("registered v%d under %s as ref %s", version.number, subject, registered.ref)
+
+
+def demo_pipeline(options: DemoOptions, topic: str) -> PipelineDefinition:
+    """The example's pipeline on ``topic``. The demo produces one record type (the Product
+    schema) under its topic's subject, so the pipeline must be of that shape."""
+    (pipeline,) = load_definitions(options.definitions).select([options.pipeline])
+    if len(pipeline.records) != 1 or pipeline.records[0].gold is None:
+        raise ConfigError(
+            f"{options.definitions}: the demo runs pipeline {pipeline.name} with one record type "
+            "that has a gold spec (the Product example)"
+        )
+    if pipeline.flavor not in (None, options.flavor):
+        raise ConfigError(
+            f"{options.definitions}: pipeline {pipeline.name} is for flavor {pipeline.flavor}, "
+            f"the demo runs --flavor {options.flavor}"
+        )
+    return pipeline.with_topic(topic)
 
 
 def start_silver_when_bronze_exists(
     spark: SparkSession,
-    connection: ConnectionSettings,
+    pipeline: PipelineDefinition,
     tables: TableLocations,
     trigger: TriggerSettings,
     registry: SchemaRegistry,
@@ -117,7 +140,7 @@ def start_silver_when_bronze_exists(
 ) -> StreamingQuery:
     if not poll(lambda: tables.bronze.exists(spark), timeout=timeout_s, interval=0.5):
         raise PipelineError(f"ingest created no bronze table in {timeout_s:.0f}s")
-    return run_silver(spark, connection.kafka.topic, registry, tables, trigger)
+    return run_silver(spark, pipeline, registry, tables.space, trigger)
 
 
 def wait_until(
@@ -162,16 +185,21 @@ def wait_for_catch_up(
 
 def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> DemoResult:
     versions = {v.number: v for v in load_versions(options.schemas_dir)}
-    topic = f"demo-{options.flavor.value}-{int(time.time())}"
-    connection = demo_connection(options.flavor, topic, ports)
+    pipeline = demo_pipeline(options, f"demo-{options.flavor.value}-{int(time.time())}")
+    (record,) = pipeline.records
+    spec = record.gold
+    assert spec is not None  # demo_pipeline checked it
+    subject = pipeline.subject(record)
+    connection = demo_connection(options.flavor, pipeline.topic, ports)
     registry = open_registry(connection.registry)
     warehouse = options.out_dir / "warehouse"
     shutil.rmtree(warehouse, ignore_errors=True)
-    tables = TableLocations.in_directory(warehouse)
+    space = TableSpace.in_directory(warehouse)
+    tables = TableLocations.for_record(space, pipeline, record)
 
-    register(registry, topic, versions[1])
-    register(registry, topic, versions[2])
-    registry.set_compatibility(topic, "FULL_TRANSITIVE")
+    register(registry, subject, versions[1])
+    register(registry, subject, versions[2])
+    registry.set_compatibility(subject, "FULL_TRANSITIVE")
     ensure_topic(connection.kafka, set(), 20.0)
 
     live = TriggerSettings(mode=CONTINUOUS, interval=options.interval)
@@ -182,7 +210,7 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
     starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-silver")
     silver_started = starter.submit(
         lambda: queries.append(
-            start_silver_when_bronze_exists(spark, connection, tables, live, registry)
+            start_silver_when_bronze_exists(spark, pipeline, tables, live, registry)
         )
     )
     starter.shutdown(wait=False)
@@ -200,7 +228,7 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
                     queries,
                     starting=silver_started,
                 )
-                register(registry, topic, versions[3])
+                register(registry, subject, versions[3])
             available = [v for n, v in sorted(versions.items()) if n <= 2 + number]
             summary = run_produce(
                 connection,
@@ -224,15 +252,25 @@ def run_demo(spark: SparkSession, options: DemoOptions, ports: LocalPorts) -> De
     finally:
         for query in reversed(queries):
             query.stop()
-    run_gold(spark, tables, TriggerSettings())
-    return summarize(spark, tables, result, options)
+    run_gold(spark, space, [pipeline], TriggerSettings())
+    return summarize(spark, tables, spec, result, options)
 
 
 def summarize(
-    spark: SparkSession, tables: TableLocations, result: DemoResult, options: DemoOptions
+    spark: SparkSession,
+    tables: TableLocations,
+    spec: GoldSpec,
+    result: DemoResult,
+    options: DemoOptions,
 ) -> DemoResult:
+    """Counts of every table, gold printed and drawn by its spec's groups; ``gold_events`` sums
+    the spec's ``count`` aggregate (the example's ``events``)."""
+    assert tables.gold is not None
     silver = tables.silver.read(spark)
     gold = tables.gold.read(spark)
+    counted = [a.name for a in spec.aggregates if a.function is Function.COUNT]
+    if not counted:
+        raise ConfigError(f"the demo sums gold's count aggregate: {spec.table} has none")
     result.bronze = tables.bronze.read(spark).count()
     result.silver = silver.count()
     result.per_version = {
@@ -241,11 +279,11 @@ def summarize(
     }
     quarantine = tables.quarantine.read(spark).groupBy("reason").count().collect()
     result.quarantine_reasons = {r.reason: int(r["count"]) for r in quarantine}
-    total = gold.agg(F.sum("events")).first()
+    total = gold.agg(F.sum(counted[0])).first()
     result.gold_events = int((total[0] if total else 0) or 0)
-    gold.orderBy("event_date", "type", "color", "size").show(200, truncate=False)
+    gold.orderBy("event_date", *spec.group_by).show(200, truncate=False)
     result.chart = report.draw(
-        report.gold_breakdowns(gold),
+        report.gold_breakdowns(gold, spec.group_by, counted[0]),
         report.versions_over_time(silver),
         options.out_dir / "demo.png",
         f"avrolake demo ({options.flavor.value}): {result.silver:,} events in silver",

@@ -6,6 +6,7 @@ matplotlib (a dependency of avrolake-dev) draws a PNG with the Agg backend, so n
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,12 +14,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
-def gold_breakdowns(gold: DataFrame) -> dict[str, dict[str, int]]:
-    """Events per type, per color and per size, summed over gold's groups."""
+def gold_breakdowns(
+    gold: DataFrame, keys: Sequence[str], measure: str
+) -> dict[str, dict[str, int]]:
+    """``measure`` (a count) per value of each of gold's group ``keys`` (the example: events per
+    type, per color and per size), summed over gold's groups."""
     out: dict[str, dict[str, int]] = {}
-    for key in ("type", "color", "size"):
-        rows = gold.groupBy(key).sum("events").collect()
-        out[key] = {row[0]: int(row[1]) for row in sorted(rows, key=lambda r: r[0])}
+    for key in keys:
+        rows = gold.groupBy(key).sum(measure).collect()
+        out[key] = {str(row[0]): int(row[1]) for row in sorted(rows, key=lambda r: str(r[0]))}
     return out
 
 
@@ -59,12 +63,13 @@ def draw(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 4, figsize=(18, 4.5))
-    for axis, (key, counts) in zip(axes, breakdowns.items(), strict=False):
+    panels = len(breakdowns) + 1  # a breakdown per gold group key, then the timeline
+    figure, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 4.5), squeeze=False)
+    for axis, (key, counts) in zip(axes[0], breakdowns.items(), strict=False):
         axis.bar(list(counts), list(counts.values()), color="#4477aa")
         axis.set_title(f"events per {key}")
         axis.tick_params(axis="x", rotation=30)
-    timeline = axes[3]
+    timeline = axes[0][-1]
     series_by_version, width = versions
     buckets = sorted({t for series in series_by_version.values() for t in series})
     bottom = [0] * len(buckets)

@@ -1,9 +1,10 @@
 """The options the commands share, and the settings built from them: argparse stops here.
 
-Below the CLI every layer takes frozen dataclasses (``ConnectionSettings``, ``TableLocations``,
-``TriggerSettings``) and never sees an ``argparse.Namespace``. Each ``add_*_arguments`` adds a group
-of options to a command's parser; the matching ``*_from_args`` turns the parsed values into
-validated settings, or raises ``ConfigError`` with one line naming the option.
+Below the CLI every layer takes frozen settings (``ConnectionSettings``, ``TableSpace``,
+``PipelineDefinition``, ``TriggerSettings``) and never sees an ``argparse.Namespace``. Each
+``add_*_arguments`` adds a group of options to a command's parser; the matching ``*_from_args``
+turns the parsed values into validated settings, or raises ``ConfigError`` with one line naming
+the option.
 
 Connection defaults come from environment variables only, never from a built-in address, so a job
 that forgets an option fails in one line naming the option and the variable instead of talking to
@@ -17,7 +18,15 @@ a loopback port:
 - ``--flavor``, ``--topic``, ``--kafka-auth``, ``--glue-registry``, ``--secret-scope``:
   ``AVROLAKE_FLAVOR``, ``AVROLAKE_TOPIC``, ``AVROLAKE_KAFKA_AUTH``, ``AVROLAKE_GLUE_REGISTRY``,
   ``AVROLAKE_SECRET_SCOPE``, else confluent, products, plaintext, avrolake and none;
-- ``--warehouse-dir``: ``AVROLAKE_WAREHOUSE``, else ``$AVROLAKE_CACHE/warehouse``.
+- ``--warehouse-dir``: ``AVROLAKE_WAREHOUSE``, else ``$AVROLAKE_CACHE/warehouse``;
+- ``--definitions``: ``AVROLAKE_DEFINITIONS``; needed by silver, gold and replay (ingest without
+  it reads ``--topic``).
+
+What the pipelines are comes from the definitions file (``avrolake.definitions``): its topics,
+tables, keys and gold specs. ``--pipeline`` selects some of them (default: all); ``--topic``, given
+on the command line, re-points the one selected pipeline at another topic (the bundle's smoke job
+runs the example on a topic of its own); ``AVROLAKE_TOPIC`` never does, so a shell that exports it
+for ``produce`` does not bend a multi-pipeline file.
 
 The embedded local stack prints the exports of its own addresses (``avrolake local up``;
 ``eval "$(avrolake local env)"`` sets them).
@@ -32,8 +41,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from avrolake.definitions import PipelineDefinition, load_definitions
 from avrolake.errors import ConfigError
-from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.tables import TableSpace
 from avrolake.pipeline.triggers import AVAILABLE_NOW, DEFAULT_INTERVAL, MODES, TriggerSettings
 from avrolake.settings import (
     ConnectionSettings,
@@ -53,16 +63,20 @@ __all__ = [
     "SCHEMAS_DIR",
     "EnvDefault",
     "add_connection_arguments",
+    "add_definitions_arguments",
     "add_flavor_argument",
     "add_table_arguments",
     "add_trigger_arguments",
     "connection_from_args",
+    "definitions_path",
     "flavor_from_args",
     "kafka_from_args",
-    "locations_from_args",
     "parse_choice",
+    "pipelines_from_args",
     "registry_from_args",
+    "space_from_args",
     "topic_from_args",
+    "topics_from_args",
     "trigger_from_args",
 ]
 
@@ -127,6 +141,7 @@ GLUE_ENDPOINT_URL = EnvDefault("--glue-endpoint-url", ("AWS_ENDPOINT_URL_GLUE",)
 REGION = EnvDefault("--region", ("AWS_REGION", "AWS_DEFAULT_REGION"))
 SECRET_SCOPE = EnvDefault("--secret-scope", ("AVROLAKE_SECRET_SCOPE",))
 WAREHOUSE_DIR = EnvDefault("--warehouse-dir", ("AVROLAKE_WAREHOUSE",))
+DEFINITIONS = EnvDefault("--definitions", ("AVROLAKE_DEFINITIONS",))
 
 
 def _metavar(choices: tuple[str, ...] | type[StrEnum]) -> str:
@@ -178,7 +193,13 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         'sets its own: eval "$(avrolake local env)".',
     )
     add_flavor_argument(group)
-    group.add_argument(TOPIC.flag, help=TOPIC.help("Kafka topic"))
+    group.add_argument(
+        TOPIC.flag,
+        help=TOPIC.help(
+            "Kafka topic; with --definitions, re-points the one selected pipeline at it",
+            fallback="products; with --definitions, each pipeline's own",
+        ),
+    )
     group.add_argument(
         BOOTSTRAP_SERVERS.flag,
         metavar="HOST:PORT[,…]",
@@ -329,15 +350,79 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def locations_from_args(args: argparse.Namespace) -> TableLocations:
+def space_from_args(args: argparse.Namespace) -> TableSpace:
+    """Where the tables and checkpoints live; which tables there are, the definitions say."""
     if args.catalog or args.schema:
         if not (args.catalog and args.schema):
             raise ConfigError("--catalog and --schema go together")
         if not args.checkpoint_root:
             raise ConfigError("--checkpoint-root is required with --catalog (e.g. a UC volume)")
-        return TableLocations.in_catalog(args.catalog, args.schema, args.checkpoint_root)
+        return TableSpace.in_catalog(args.catalog, args.schema, args.checkpoint_root)
     warehouse = WAREHOUSE_DIR.value(args) or _default_warehouse()
-    return TableLocations.in_directory(warehouse, args.checkpoint_root)
+    return TableSpace.in_directory(warehouse, args.checkpoint_root)
+
+
+# -- pipeline definitions ------------------------------------------------------------------------
+
+
+def add_definitions_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "pipelines", "Which topics and tables: the pipeline definitions file (YAML)"
+    )
+    group.add_argument(
+        DEFINITIONS.flag,
+        metavar="FILE",
+        help=DEFINITIONS.help("the pipeline definitions, e.g. pipelines.yml", fallback="none"),
+    )
+    group.add_argument(
+        "--pipeline",
+        action="append",
+        dest="pipelines",
+        metavar="NAME",
+        help="only this pipeline of the definitions; repeatable (default: every pipeline)",
+    )
+
+
+def definitions_path(args: argparse.Namespace) -> str | None:
+    """``--definitions`` or ``AVROLAKE_DEFINITIONS``, if the command has the option at all."""
+    return DEFINITIONS.value(args) if hasattr(args, DEFINITIONS.dest) else None
+
+
+def pipelines_from_args(
+    args: argparse.Namespace, flavor: Flavor | None = None
+) -> list[PipelineDefinition]:
+    """The selected pipelines of the definitions file, checked against the deployment's ``flavor``
+    (None: the command has no flavor, e.g. gold), the one of them re-pointed by ``--topic``."""
+    path = definitions_path(args)
+    if path is None:
+        raise ConfigError(
+            "no pipeline definitions (the topics and tables to run): pass --definitions FILE "
+            "(e.g. pipelines.yml) or set AVROLAKE_DEFINITIONS"
+        )
+    pipelines = load_definitions(path).select(args.pipelines)
+    if flavor is not None:
+        others = [f"{p.name} ({p.flavor})" for p in pipelines if p.flavor not in (None, flavor)]
+        if others:
+            raise ConfigError(
+                f"{path}: pipeline(s) {', '.join(others)} defined for another flavor than this "
+                f"deployment's --flavor {flavor}: leave them out with --pipeline, or fix `flavor:`"
+            )
+    topic = getattr(args, TOPIC.dest, None)  # the flag only: AVROLAKE_TOPIC re-points nothing
+    if topic is None:
+        return pipelines
+    if not topic.strip():
+        raise ConfigError("--topic is empty")
+    if len(pipelines) != 1:
+        raise ConfigError(
+            f"--topic {topic} re-points one pipeline, but {len(pipelines)} are selected "
+            f"({', '.join(p.name for p in pipelines)}): choose one with --pipeline NAME"
+        )
+    try:
+        return [pipelines[0].with_topic(topic)]
+    except ValueError:  # pydantic's ValidationError: Kafka's rule for topic names
+        raise ConfigError(
+            f"--topic {topic!r} is not a valid Kafka topic name (letters, digits, . _ -)"
+        ) from None
 
 
 # -- trigger -------------------------------------------------------------------------------------
@@ -361,3 +446,11 @@ def add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
 
 def trigger_from_args(args: argparse.Namespace) -> TriggerSettings:
     return TriggerSettings(mode=args.trigger, interval=args.interval)
+
+
+def topics_from_args(args: argparse.Namespace, flavor: Flavor) -> list[str]:
+    """What ingest subscribes to: the selected pipelines' topics; without definitions, ``--topic``
+    (or ``AVROLAKE_TOPIC``) alone, as before there were definitions."""
+    if definitions_path(args) is None:
+        return [topic_from_args(args)]
+    return [pipeline.topic for pipeline in pipelines_from_args(args, flavor)]

@@ -57,21 +57,27 @@ def check_writable_dir(what: str, path: Path, option: str) -> None:
 
 def check_table_paths(args: argparse.Namespace) -> None:
     """For a command with table arguments (see ``options.add_table_arguments``), off Databricks: the
-    warehouse directory and the checkpoint root can be written, and no table path is a file.
+    warehouse directory and the checkpoint root can be written, and no table path is a file:
+    bronze's and, given definitions, every table they name.
 
     On Databricks tables are catalog names and checkpoints live on volumes or object storage,
     which only Spark can check.
     """
-    from avrolake.cli.options import locations_from_args
+    from avrolake.cli.options import definitions_path, space_from_args
+    from avrolake.definitions import BRONZE_TABLE, load_definitions
     from avrolake.settings import on_databricks
 
     if not hasattr(args, "warehouse_dir") or on_databricks():
         return
-    locations = locations_from_args(args)  # its own mistakes (--catalog without --schema) first
+    space = space_from_args(args)  # its own mistakes (--catalog without --schema) first
+    names = [BRONZE_TABLE]
+    definitions = definitions_path(args)
+    if definitions is not None:  # without, the command itself says what is missing
+        names += [
+            t for pipeline in load_definitions(definitions).pipelines for t in pipeline.tables()
+        ]
     table_paths = [
-        Path(ref.path).absolute()
-        for ref in (locations.bronze, locations.silver, locations.quarantine, locations.gold)
-        if ref.path is not None
+        Path(ref.path).absolute() for ref in map(space.table, names) if ref.path is not None
     ]
     if table_paths:
         check_writable_dir("warehouse dir", table_paths[0].parent, "--warehouse-dir")
@@ -81,6 +87,6 @@ def check_table_paths(args: argparse.Namespace) -> None:
                     f"table path {table} is a file, not a Delta table directory: move it away "
                     "or choose another --warehouse-dir"
                 )
-    checkpoint_root = local_path(locations.checkpoint_root)
+    checkpoint_root = local_path(space.checkpoint_root)
     if checkpoint_root is not None:
         check_writable_dir("checkpoint root", checkpoint_root, "--checkpoint-root")

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from avrolake.cli.failures import quiet_spark_logs, spark_errors
 from avrolake.cli.options import (
     add_connection_arguments,
+    add_definitions_arguments,
     add_table_arguments,
     add_trigger_arguments,
     flavor_from_args,
     kafka_from_args,
-    locations_from_args,
+    pipelines_from_args,
     registry_from_args,
-    topic_from_args,
+    space_from_args,
+    topics_from_args,
     trigger_from_args,
 )
-from avrolake.cli.stopping import StopRequest, await_query, stop_signals
+from avrolake.cli.stopping import StopRequest, await_queries, await_query, stop_signals
 from avrolake.errors import ConfigError
+from avrolake.pipeline.tables import TableLocations
 from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -30,14 +35,24 @@ if TYPE_CHECKING:
     from avrolake.registry import SchemaRegistry
 
 # what every stage's command uses, here and in gold_command
-__all__ = ["await_query", "quiet_spark_logs", "register", "spark_errors", "stop_signals"]
+__all__ = [
+    "await_queries",
+    "await_query",
+    "quiet_spark_logs",
+    "register",
+    "spark_errors",
+    "stop_signals",
+]
 
 log = logging.getLogger(__name__)
 Checked = TypeVar("Checked")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    ingest = subparsers.add_parser("ingest", help="stream Kafka into the bronze Delta table")
+    ingest = subparsers.add_parser(
+        "ingest", help="stream the definitions' Kafka topics (or --topic) into the bronze table"
+    )
+    add_definitions_arguments(ingest)
     add_connection_arguments(ingest)
     add_table_arguments(ingest)
     add_trigger_arguments(ingest)
@@ -56,8 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.set_defaults(handler=ingest_command)
 
     silver = subparsers.add_parser(
-        "silver", help="decode bronze into silver (+ quarantine), evolving with the registry"
+        "silver",
+        help="decode each pipeline's bronze rows into silver (+ quarantine), evolving with the "
+        "registry",
     )
+    add_definitions_arguments(silver)
     add_connection_arguments(silver)
     add_table_arguments(silver)
     add_trigger_arguments(silver)
@@ -71,7 +89,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     silver.set_defaults(handler=silver_command)
 
-    gold = subparsers.add_parser("gold", help="aggregate silver into gold")
+    gold = subparsers.add_parser(
+        "gold", help="aggregate silver into gold, for each record type with a gold spec"
+    )
+    add_definitions_arguments(gold)
     add_table_arguments(gold)
     add_trigger_arguments(gold)
     gold.set_defaults(handler=gold_command)
@@ -101,15 +122,23 @@ def ingest_command(args: argparse.Namespace) -> int:
     from avrolake.pipeline.runners import run_ingest, validate_starting_offsets
 
     # what the options alone can tell first, then what the environment has to supply
-    locations = locations_from_args(args)
+    space = space_from_args(args)
     trigger = trigger_from_args(args)
     starting_offsets = validate_starting_offsets(args.starting_offsets)
     max_offsets = check_max_offsets(args.max_offsets_per_trigger)
-    flavor_from_args(args)  # unused here, but a bad value is bad configuration all the same
-    kafka = kafka_from_args(args)  # ingest copies bytes: it never asks the registry
+    # ingest copies bytes, but a bad --flavor (or a pipeline of the other one) is bad all the same
+    topics = topics_from_args(args, flavor_from_args(args))
+    # one stream for every topic into the one bronze table (Spark's `subscribe` takes a list)
+    kafka = replace(kafka_from_args(args), topic=",".join(topics))
+    # run_ingest writes only bronze and its checkpoint; the other tables are silver's business
+    locations = TableLocations.named(space, silver="silver", quarantine="quarantine")
 
-    def start(spark: SparkSession, _: None) -> StreamingQuery:
-        return run_ingest(
+    def check() -> None:  # ingest never asks the registry
+        for topic in topics:
+            preflight.check_topic(replace(kafka, topic=topic))
+
+    def start(spark: SparkSession, _: None) -> Iterator[StreamingQuery]:
+        yield run_ingest(
             spark,
             kafka,
             locations,
@@ -118,30 +147,32 @@ def ingest_command(args: argparse.Namespace) -> int:
             max_offsets_per_trigger=max_offsets,
         )
 
-    return _run_stream("ingest", lambda: preflight.check_topic(kafka), start, args)
+    return _run_stream("ingest", check, start, args)
 
 
 def silver_command(args: argparse.Namespace) -> int:
     from avrolake.pipeline import preflight
     from avrolake.pipeline.runners import run_silver
 
-    locations = locations_from_args(args)
+    space = space_from_args(args)
     trigger = trigger_from_args(args)
+    pipelines = pipelines_from_args(args, flavor_from_args(args))
     registry_settings = registry_from_args(args)  # silver reads bronze: it never talks to Kafka
-    topic = topic_from_args(args)
+    subjects = [pipeline.subject(record) for pipeline in pipelines for record in pipeline.records]
 
-    def start(spark: SparkSession, registry: SchemaRegistry) -> StreamingQuery:
-        return run_silver(
-            spark,
-            topic,
-            registry,
-            locations,
-            trigger,
-            outage_timeout_s=args.registry_outage_timeout,
-        )
+    def start(spark: SparkSession, registry: SchemaRegistry) -> Iterator[StreamingQuery]:
+        for pipeline in pipelines:  # one stream per pipeline, all in this session
+            yield run_silver(
+                spark,
+                pipeline,
+                registry,
+                space,
+                trigger,
+                outage_timeout_s=args.registry_outage_timeout,
+            )
 
     def check() -> SchemaRegistry:
-        return preflight.check_registry(registry_settings, topic)
+        return preflight.check_registry(registry_settings, subjects)
 
     return _run_stream("silver", check, start, args)
 
@@ -149,14 +180,16 @@ def silver_command(args: argparse.Namespace) -> int:
 def _run_stream(
     stage: str,
     check: Callable[[], Checked],
-    start: Callable[[SparkSession, Checked], StreamingQuery],
+    start: Callable[[SparkSession, Checked], Iterable[StreamingQuery]],
     args: argparse.Namespace,
 ) -> int:
-    """Check what the stream reads from (``check``: seconds, and no Spark), start Spark and the
-    stream (``start``, given what ``check`` returned) and wait until it ends.
+    """Check what the streams read from (``check``: seconds, and no Spark), start Spark and the
+    streams (``start``, given what ``check`` returned, yields each as it starts) and wait until
+    they end.
 
     From the check on, SIGTERM/SIGINT are recorded, not fatal: one during the check or Spark's
-    start-up ends the command with 0 before the stream starts, or stops the stream once it has.
+    start-up ends the command with 0 before the streams start, or stops them once they have.
+    A stream that fails to start stops those started before it.
     """
     from avrolake.spark import build_session
 
@@ -170,7 +203,16 @@ def _run_stream(
             quiet_spark_logs(spark, verbose=args.verbose)
             if _stopped_before_start(stop):  # Spark's start-up takes seconds
                 return 0
-            return await_query(start(spark, checked), stop)
+            queries: list[StreamingQuery] = []
+            try:
+                for query in start(spark, checked):
+                    queries.append(query)
+            except BaseException:
+                for query in queries:
+                    with contextlib.suppress(Exception):  # the JVM may be gone: report the start
+                        query.stop()
+                raise
+            return await_queries(queries, stop)
         return 0  # spark_errors swallowed what a signal to the process group did to Spark
 
 
@@ -190,9 +232,10 @@ def gold_command(args: argparse.Namespace) -> int:
     from avrolake.pipeline.gold_io import parse_interval, run_gold
     from avrolake.spark import build_session
 
-    locations = locations_from_args(args)
+    space = space_from_args(args)
     trigger = trigger_from_args(args)
     parse_interval(trigger.interval)  # a bad --interval is one line before Spark starts
+    pipelines = pipelines_from_args(args)  # gold reads silver tables: no flavor to agree with
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -214,7 +257,7 @@ def gold_command(args: argparse.Namespace) -> int:
             quiet_spark_logs(spark, verbose=args.verbose)
             if not stop.is_set():
                 try:
-                    run_gold(spark, locations, trigger, stop=stop)
+                    run_gold(spark, space, pipelines, trigger, stop=stop)
                 except Exception:
                     # A SIGTERM to the whole process group (`timeout`, some supervisors) stops
                     # Spark's JVM too, under the update: the stop was asked for, and an update cut

@@ -8,10 +8,12 @@ import datetime as dt
 from avrolake.cli.failures import quiet_spark_logs, spark_errors
 from avrolake.cli.options import (
     add_connection_arguments,
+    add_definitions_arguments,
     add_table_arguments,
-    locations_from_args,
+    flavor_from_args,
+    pipelines_from_args,
     registry_from_args,
-    topic_from_args,
+    space_from_args,
 )
 from avrolake.errors import ConfigError
 
@@ -22,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode quarantined records again (after a late registration, a fixed reader) "
         "and move those that decode into silver; run it while silver is stopped",
     )
+    add_definitions_arguments(replay)
     add_connection_arguments(replay)
     add_table_arguments(replay)
     replay.add_argument(
@@ -32,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             option,
             type=_utc_moment,
             metavar="ISO-8601",
-            help=f"only records with a Kafka timestamp {what} this moment "
-            "(UTC unless it names a zone; default: no bound)",
+            help=f"only records with a Kafka timestamp {what} this moment, UTC unless it names "
+            "a zone (default: no bound)",
         )
     replay.set_defaults(handler=replay_command)
 
@@ -56,13 +59,15 @@ def replay_command(args: argparse.Namespace) -> int:
     selection = ReplaySelection(reason=args.reason, since=args.since, until=args.until)
     if selection.since and selection.until and selection.since >= selection.until:
         raise ConfigError(f"--since {args.since} is not before --until {args.until}")
+    space = space_from_args(args)
+    pipelines = pipelines_from_args(args, flavor_from_args(args))
     registry_settings = registry_from_args(args)  # replay reads bronze: it never talks to Kafka
-    topic = topic_from_args(args)
-    locations = locations_from_args(args)
-    registry = preflight.check_registry(registry_settings, topic)
+    subjects = [pipeline.subject(record) for pipeline in pipelines for record in pipeline.records]
+    registry = preflight.check_registry(registry_settings, subjects)
     with spark_errors("replay"):
         spark = build_session("avrolake-replay")
         quiet_spark_logs(spark, verbose=args.verbose)
-        summary = replay_quarantine(spark, topic, registry, locations, selection)
-    print(summary)
+        for pipeline in pipelines:
+            summary = replay_quarantine(spark, pipeline, registry, space, selection)
+            print(f"{pipeline.name}: {summary}" if len(pipelines) > 1 else summary)
     return 0

@@ -1,10 +1,10 @@
-"""Running a streaming query until it ends, fails, or SIGTERM/SIGINT asks it to stop.
+"""Running streaming queries until they end, one fails, or SIGTERM/SIGINT asks them to stop.
 
 A signal handler runs in the main thread *between two bytecodes of whatever the main thread is
 doing*, and that is almost always a py4j call (``awaitTermination``) blocked on the gateway socket.
 A handler that itself calls into py4j (``query.stop()``) re-enters that socket: ``Py4JError`` or
 ``RuntimeError: reentrant call inside <_io.BufferedReader>``. So the handler only sets an event, the
-main thread waits in short ``awaitTermination(timeout)`` slices, and stops the query itself once
+main thread waits in short ``awaitTermination(timeout)`` slices, and stops the queries itself once
 the event is set, outside any handler. pyspark's own SIGINT handler (installed with every new
 SparkContext) makes the same py4j call from the handler, so ours is installed again after it.
 """
@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -27,7 +27,13 @@ from avrolake.errors import PipelineError
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
-__all__ = ["StopRequest", "await_query", "foreach_batch_running", "stop_signals"]
+__all__ = [
+    "StopRequest",
+    "await_queries",
+    "await_query",
+    "foreach_batch_running",
+    "stop_signals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +120,9 @@ def foreach_batch_running() -> bool:
     return False
 
 
-def _stop(query: StreamingQuery, name: str, request: StopRequest, grace: float) -> None:
-    """Stop ``query`` once no ``foreachBatch`` function is running, or after ``grace`` seconds.
+def _stop(running: Sequence[tuple[StreamingQuery, str]], reason: str, grace: float) -> None:
+    """Stop the ``running`` queries once no ``foreachBatch`` function is running, or after
+    ``grace`` seconds.
 
     ``stop()`` interrupts the stream thread. Interrupted JVM work (reading Kafka, writing Delta)
     is simply redone on restart: Delta's streaming sink and silver's MERGEs are idempotent per
@@ -124,17 +131,21 @@ def _stop(query: StreamingQuery, name: str, request: StopRequest, grace: float) 
     ``Py4JJavaError: An error occurred while calling((.|\\r\\n|\\r|\\n)*)…``, a regex that recurses
     once per character) overflows the stream thread's stack on a long one and prints a JVM trace.
     So the function is let finish, and if it takes longer than ``grace``, its error is made short
-    before it is interrupted (``_short_callback_errors``).
+    before it is interrupted (``_short_callback_errors``). One grace for all the queries: which
+    query a running function belongs to cannot be seen from here, and several busy queries would
+    otherwise wait ``grace`` each.
     """
-    log.info("%s received: stopping %s", request.signal_name, name)
+    for _, name in running:
+        log.info("%s: stopping %s", reason, name)
     if foreach_batch_running():
-        log.info("letting the running batch of %s finish (at most %.0f s)", name, grace)
+        log.info("letting the running batch finish (at most %.0f s)", grace)
     deadline = time.monotonic() + grace
     while foreach_batch_running() and time.monotonic() < deadline:
         time.sleep(0.05)
     _short_callback_errors()  # in case a batch function is still (or again) running
-    query.stop()  # the checkpoint keeps the position: the next run resumes exactly there
-    log.info("%s stopped", name)
+    for query, name in running:
+        query.stop()  # the checkpoint keeps the position: the next run resumes exactly there
+        log.info("%s stopped", name)
 
 
 def _short_callback_errors() -> None:
@@ -157,34 +168,71 @@ def await_query(
     poll_s: int = POLL_S,
     grace_s: float = BATCH_GRACE_S,
 ) -> int:
-    """Wait until ``query`` ends; return 0 when it finished or was stopped on request.
+    """``await_queries`` of one query."""
+    return await_queries([query], stop, poll_s=poll_s, grace_s=grace_s)
 
-    A query that failed raises ``PipelineError`` naming the real cause (the full text chained
-    for ``-v``). With a ``StopRequest`` (from ``stop_signals``) a signal stops the query (see
-    ``_stop``); without one, this installs ``stop_signals`` itself.
+
+def _ended(query: StreamingQuery, wait_s: int | None) -> bool:
+    """Whether ``query`` has ended, waiting up to ``wait_s`` seconds for it (None: only look);
+    raises what a failed query failed with."""
+    # awaitTermination raises for a failed query; isActive is false for a failed one too
+    ended = bool(query.awaitTermination(wait_s)) if wait_s is not None else not query.isActive
+    failure = query.exception() if ended else None
+    if failure is not None:
+        raise failure
+    return ended
+
+
+def await_queries(
+    queries: Sequence[StreamingQuery],
+    stop: StopRequest | None = None,
+    *,
+    poll_s: int = POLL_S,
+    grace_s: float = BATCH_GRACE_S,
+) -> int:
+    """Wait until every query ended; return 0 when they finished or were stopped on request.
+
+    A query that failed raises ``PipelineError`` naming it and the real cause (the full text
+    chained for ``-v``), after the others were stopped as a signal stops them: they share the
+    command's fate, since a job that retries must find every query stopped at a checkpoint.
+    With a ``StopRequest`` (from ``stop_signals``) a signal stops them all (see ``_stop``);
+    without one, this installs ``stop_signals`` itself. Available-now queries each end when they
+    drained their source; the command ends with the last.
 
     A signal sent to the whole process group (``timeout``, some supervisors) reaches Spark's JVM
-    too, which then shuts down under the query: after a stop was asked for, that is a stop like
-    any other (the checkpoint holds the position), not a failure.
+    too, which then shuts down under the queries: after a stop was asked for, that is a stop like
+    any other (the checkpoints hold the positions), not a failure.
     """
     if stop is None:
         with stop_signals() as own:
-            return await_query(query, own, poll_s=poll_s, grace_s=grace_s)
+            return await_queries(queries, own, poll_s=poll_s, grace_s=grace_s)
     stop.install()  # the session exists now: take SIGINT back from pyspark
-    name = query.name  # no py4j call after a failure: the JVM may be gone
-    log.info("%s running; SIGTERM or Ctrl-C stops it", name)
-    try:
-        while not query.awaitTermination(poll_s):
-            if stop.requested:
-                _stop(query, name, stop, grace_s)
-                return 0  # however the stop ended the running batch, nothing is lost
-        failure = query.exception()  # None: awaitTermination raises for a failed query
-    except Exception as error:  # the query's StreamingQueryException, or py4j's own
-        if stop.requested:
-            log.info("Spark stopped under %s with the %s", name, stop.signal_name)
-            log.debug("how it stopped", exc_info=True)
-            return 0
-        raise PipelineError(f"query {name} failed: {root_cause(str(error))}") from error
-    if failure is not None:
-        raise PipelineError(f"query {name} failed: {root_cause(str(failure))}") from failure
+    running = [(query, query.name) for query in queries]  # no py4j call after a failure
+    for _, name in running:
+        log.info("%s running; SIGTERM or Ctrl-C stops it", name)
+    while running:
+        # The first query's awaitTermination paces the loop (one slice); the others are looked
+        # at in passing, so one failing is noticed within a slice whichever it is.
+        for index, (query, name) in enumerate(list(running)):
+            try:
+                if _ended(query, poll_s if index == 0 else None):
+                    running.remove((query, name))
+            except Exception as error:  # the query's StreamingQueryException, or py4j's own
+                if stop.requested:
+                    log.info("Spark stopped under %s with the %s", name, stop.signal_name)
+                    log.debug("how it stopped", exc_info=True)
+                    return 0
+                others = [(q, n) for q, n in running if q is not query]
+                try:
+                    _stop(others, f"{name} failed", grace_s)
+                except Exception:  # the JVM may be gone: the failure above is what to report
+                    log.debug("stopping the other queries failed too", exc_info=True)
+                raise PipelineError(f"query {name} failed: {root_cause(str(error))}") from error
+        if running and stop.requested:
+            try:
+                _stop(running, f"{stop.signal_name} received", grace_s)
+            except Exception:
+                log.info("Spark stopped under the queries with the %s", stop.signal_name)
+                log.debug("how it stopped", exc_info=True)
+            return 0  # however the stop ended the running batches, nothing is lost
     return 0

@@ -30,6 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="tables, manifests, chart")
     demo.add_argument("--schemas-dir", type=Path, default=Path("schemas/product"))
+    demo.add_argument(
+        "--definitions",
+        type=Path,
+        default=Path("pipelines.yml"),
+        help="the pipeline definitions whose Product pipeline the demo runs, on a topic and "
+        "tables of its own (default: %(default)s, the example)",
+    )
+    demo.add_argument(
+        "--pipeline",
+        default="products",
+        help="that pipeline's name (default: %(default)s)",
+    )
     demo.set_defaults(handler=demo_command)
 
 
@@ -54,6 +66,8 @@ def demo_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         out_dir=args.out,
         schemas_dir=args.schemas_dir,
+        definitions=args.definitions,
+        pipeline=args.pipeline,
     )
     spark = build_session("avrolake-demo", warehouse_dir=str(args.out / "spark-warehouse"))
     result = run_demo(spark, options, stack.ports)
