@@ -31,6 +31,7 @@ from pyspark.sql.avro.functions import from_avro, to_avro
 
 sys.path.insert(0, str(Path(__file__).parent))
 from avrolake import wire
+from avrolake.definitions import load_definitions
 from avrolake.pipeline import bronze, silver
 from avrolake.registry import RegisteredSchema
 from avrolake.schemas import load_versions
@@ -38,6 +39,7 @@ from avrolake.spark import build_session
 from machine import describe_machine
 
 SCHEMAS = Path(__file__).parents[1] / "schemas" / "product"
+DEFINITIONS = Path(__file__).parents[1] / "pipelines.yml"  # the Product example
 
 
 def field_values(row_id: Column, timestamp: Column | None = None) -> dict[str, Column]:
@@ -120,19 +122,27 @@ def delta_appender(root: str) -> Sink:
     return append
 
 
+def product_schemas(
+    spark: SparkSession, reader: RegisteredSchema, writers: dict
+) -> silver.BatchSchemas:
+    """The batch's schemas with the Product example definition's roles (pipelines.yml): key
+    eventId, event time ``timestamp`` in seconds."""
+    (pipeline,) = load_definitions(DEFINITIONS).select(["products"])
+    roles = silver.Roles.of(pipeline.records[0], reader, silver.reader_type(spark, reader))
+    return silver.BatchSchemas(reader=reader, writers=writers, roles=roles)
+
+
 def avrolake_decode(frame: DataFrame, writers: dict, reader: RegisteredSchema, sink: Sink) -> None:
     """One pass: every row decoded with its writer schema, resolved to the reader's."""
-    decoded = silver.decode(
-        frame, silver.BatchSchemas(reader=reader, writers=writers), sentinel=silver.new_sentinel()
-    )
+    schemas = product_schemas(frame.sparkSession, reader, writers)
+    decoded = silver.decode(frame, schemas, sentinel=silver.new_sentinel())
     sink(decoded.select("record.*", "schema_version", "quarantine_reason", *COORDINATES))
 
 
 def avrolake_silver_rows(frame: DataFrame, writers: dict, reader: RegisteredSchema) -> None:
-    decoded = silver.decode(
-        frame, silver.BatchSchemas(reader=reader, writers=writers), sentinel=silver.new_sentinel()
-    )
-    noop(silver.silver_rows(decoded, reader))
+    schemas = product_schemas(frame.sparkSession, reader, writers)
+    decoded = silver.decode(frame, schemas, sentinel=silver.new_sentinel())
+    noop(silver.silver_rows(decoded, reader, schemas.roles))
 
 
 def single_schema_decode(frame: DataFrame, reader: RegisteredSchema, sink: Sink) -> None:

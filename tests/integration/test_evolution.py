@@ -39,6 +39,7 @@ from avrolake.registry import RegisteredSchema, SchemaRegistry, open_registry
 from avrolake.registry.confluent import subject_for
 from avrolake.settings import ConnectionSettings, Flavor
 from evolution_versions import V1, V2, V3, V3_AGAIN, V4
+from example_pipeline import product_pipeline
 from live_topic import (
     Producers,
     alive,
@@ -148,7 +149,8 @@ def test_silver_is_avro_resolution_of_bronze_through_every_evolution_live(
             if not queries:  # silver starts on bronze's first rows
                 queries.append(run_ingest(spark, settings.kafka, tables, LIVE))
                 wait_for(lambda: tables.bronze.exists(spark), CATCH_UP_S, "bronze created")
-                queries.append(run_silver(spark, topic, registry, tables, LIVE))
+                pipeline = product_pipeline(topic)
+                queries.append(run_silver(spark, pipeline, registry, tables.space, LIVE))
                 started = [(q.id, q.runId) for q in queries]
             catch_up(spark, tables, queries, reader, len(producing.sent))
             assert_silver_is_avro_resolution(spark, tables, producing.sent, reader)

@@ -54,6 +54,7 @@ from avrolake.producer.broker import ensure_topic
 from avrolake.registry import RegisteredSchema, SchemaRegistry, open_registry
 from avrolake.settings import Flavor, KafkaSettings, RegistrySettings
 from avrolake.wire import WireFormat
+from example_pipeline import product_pipeline
 from schema_registry_standin import SchemaRegistryStandIn
 
 SCHEDULED = TriggerSettings()  # available-now: drain what is there and stop
@@ -301,7 +302,8 @@ def test_guid_framings_decode_into_silver(
         # its own, so its GUIDs are looked up over HTTP and not found in the producers' cache
         finish(run_ingest(spark, kafka, tables, SCHEDULED))
         silver_registry = open_registry(settings)
-        finish(run_silver(spark, topic, silver_registry, tables, SCHEDULED))
+        pipeline = product_pipeline(topic)
+        finish(run_silver(spark, pipeline, silver_registry, tables.space, SCHEDULED))
 
         # bronze: every record, byte for byte; the JVM's parse and wire.parse agree on each
         bronze = tables.bronze.read(spark).collect()

@@ -51,6 +51,7 @@ from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.registry.glue import glue_client
 from avrolake.schemas import load_versions, resolution_problem
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from example_pipeline import product_pipeline
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
 GLUE_REGISTRY = "avrolake-tests"  # the registry the new_topic fixture cleans up
@@ -603,9 +604,9 @@ def test_hostile_values_between_good_ones_in_running_streams(
         queries.append(
             run_silver(
                 spark,
-                topic.connection.kafka.topic,
+                product_pipeline(topic.connection.kafka.topic),
                 open_registry(topic.connection.registry),
-                tables,
+                tables.space,
                 LIVE,
             )
         )

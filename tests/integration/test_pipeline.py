@@ -31,6 +31,7 @@ from avrolake.producer.run import ProduceOptions, run_produce
 from avrolake.registry import open_registry
 from avrolake.schemas import load_versions
 from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, RegistrySettings
+from example_pipeline import product_pipeline
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "product"
 EVENTS = 3000
@@ -64,10 +65,10 @@ def finish(query: StreamingQuery, timeout_s: int = 600) -> None:
 
 def drain(spark: SparkSession, connection: ConnectionSettings, tables: TableLocations) -> None:
     finish(run_ingest(spark, connection.kafka, tables, DRAIN))
-    finish(
-        run_silver(spark, connection.kafka.topic, open_registry(connection.registry), tables, DRAIN)
-    )
-    run_gold(spark, tables, DRAIN)
+    registry = open_registry(connection.registry)
+    pipeline = product_pipeline(connection.kafka.topic)
+    finish(run_silver(spark, pipeline, registry, tables.space, DRAIN))
+    run_gold(spark, tables.space, [pipeline], DRAIN)
 
 
 def forget_last_commit(checkpoint: str) -> None:
@@ -223,11 +224,11 @@ def test_resent_events_replayed_batches_and_bad_records_change_nothing_else(
     assert [r.value for r in quarantine if r.reason == "null value"] == [None]
 
     # Re-run the last silver batch, and gold.
-    forget_last_commit(tables.checkpoint("silver"))
-    finish(
-        run_silver(spark, connection.kafka.topic, open_registry(connection.registry), tables, DRAIN)
-    )
-    run_gold(spark, tables, DRAIN)  # gold keeps no checkpoint: a re-run finds nothing new
+    pipeline = product_pipeline(connection.kafka.topic)
+    forget_last_commit(tables.space.checkpoint("silver", pipeline.name))
+    finish(run_silver(spark, pipeline, open_registry(connection.registry), tables.space, DRAIN))
+    # gold keeps no checkpoint: a re-run finds nothing new
+    run_gold(spark, tables.space, [pipeline], DRAIN)
     assert snapshot(spark, tables) == (silver_after, quarantine, gold_after)
 
 
@@ -257,7 +258,7 @@ def test_a_version_registered_mid_stream_becomes_columns_without_restart(
     silver = None
     try:
         wait_for(lambda: tables.bronze.exists(spark) and tables.bronze.read(spark).count() == 200)
-        silver = run_silver(spark, connection.kafka.topic, registry, tables, live)
+        silver = run_silver(spark, product_pipeline(topic), registry, tables.space, live)
         wait_for(lambda: tables.silver.exists(spark) and tables.silver.read(spark).count() == 200)
         assert {"size", "color", "price"}.isdisjoint(tables.silver.read(spark).columns)
         query_id = silver.id
@@ -283,7 +284,7 @@ def test_a_version_registered_mid_stream_becomes_columns_without_restart(
         for query in (silver, ingest):
             if query is not None:
                 query.stop()
-    run_gold(spark, tables, DRAIN)
+    run_gold(spark, tables.space, [product_pipeline(topic)], DRAIN)
     gold = tables.gold.read(spark)
     assert gold.agg(F.sum("events")).first()[0] == 300
     assert gold.where(F.col("size").isNull() | F.col("color").isNull()).isEmpty()

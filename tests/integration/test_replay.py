@@ -29,6 +29,7 @@ from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.broker import ensure_topic
 from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.settings import ConnectionSettings
+from example_pipeline import product_pipeline
 from live_topic import Producers, Sent, assert_silver_is_avro_resolution, connection
 
 SCHEDULED = TriggerSettings()
@@ -70,7 +71,9 @@ def run_stages(spark: SparkSession, settings: ConnectionSettings, tables: TableL
     registry = open_registry(settings.registry)
     for start in (
         lambda: run_ingest(spark, settings.kafka, tables, SCHEDULED),
-        lambda: run_silver(spark, settings.kafka.topic, registry, tables, SCHEDULED),
+        lambda: run_silver(
+            spark, product_pipeline(settings.kafka.topic), registry, tables.space, SCHEDULED
+        ),
     ):
         query = start()  # one after the other: silver needs bronze
         assert query.awaitTermination(600), f"{query.name} still running"
@@ -125,7 +128,9 @@ def test_records_the_reader_could_not_read_move_to_silver_once(
     run_stages(spark, settings, tables)
 
     def replay_all() -> ReplaySummary:
-        return replay_quarantine(spark, topic, registry, tables, ReplaySelection())
+        return replay_quarantine(
+            spark, product_pipeline(topic), registry, tables.space, ReplaySelection()
+        )
 
     unreadable = producing.sent[:4]
     reason = (
@@ -184,7 +189,11 @@ def test_records_whose_schema_was_registered_late_move_to_silver_once(
     run_stages(spark, settings, tables)  # the scheduled silver run rewrites for the new reader
     assert len(quarantined(spark, tables)) == 5  # silver does not look back by itself
     summary = replay_quarantine(
-        spark, topic, registry, tables, ReplaySelection(reason="unknown schema")
+        spark,
+        product_pipeline(topic),
+        registry,
+        tables.space,
+        ReplaySelection(reason="unknown schema"),
     )
     assert summary == ReplaySummary(5, 5, 0, 0)
     assert quarantined(spark, tables) == []

@@ -19,6 +19,7 @@ from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.producer.broker import ensure_topic
 from avrolake.registry import RegisteredSchema, open_registry
 from avrolake.registry.confluent import subject_for
+from example_pipeline import product_pipeline
 from live_topic import Producers, assert_silver_is_avro_resolution, connection
 
 DAY = 1_764_028_800  # 2025-11-25 00:00 UTC
@@ -100,7 +101,9 @@ def test_a_referencing_schema_decodes_into_silver(
     tables = TableLocations.in_directory(tmp_path / "warehouse")
     for start in (
         lambda: run_ingest(spark, settings.kafka, tables, TriggerSettings()),
-        lambda: run_silver(spark, topic, registry, tables, TriggerSettings()),
+        lambda: run_silver(
+            spark, product_pipeline(topic), registry, tables.space, TriggerSettings()
+        ),
     ):
         query = start()  # one after the other: silver needs bronze
         assert query.awaitTermination(600), f"{query.name} still running"

@@ -53,6 +53,7 @@ from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, Registr
 from avrolake_dev.local import LocalStack
 from avrolake_dev.local.proc import spawn
 from avrolake_dev.settings import LocalPorts
+from example_pipeline import product_pipeline
 from loopback import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -466,11 +467,12 @@ def test_both_flavors_through_kills_a_broker_restart_and_a_registry_pause(
     golds: dict[str, list[dict]] = {p.flavor: [] for p in pipes}
     for _ in range(2):
         for p in pipes:
+            pipeline = product_pipeline(p.settings.kafka.topic)
             query = run_silver(
-                spark, p.settings.kafka.topic, open_registry(p.settings.registry), p.tables, drain
+                spark, pipeline, open_registry(p.settings.registry), p.tables.space, drain
             )
             assert query.awaitTermination(WAIT_S) and query.exception() is None
-            run_gold(spark, p.tables, drain)
+            run_gold(spark, p.tables.space, [pipeline], drain)
             golds[p.flavor].append(gold_rows(spark, p.tables))
 
     for p in pipes:

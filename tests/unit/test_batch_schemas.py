@@ -132,3 +132,17 @@ def test_the_batch_framing_is_the_registrys_unless_given() -> None:
     assert schemas.for_batch(V1, ["1"]).wire_format is wire.WireFormat.GLUE
     given = schemas.for_batch(V1, ["1"], wire.WireFormat.CONFLUENT)
     assert given.wire_format is wire.WireFormat.CONFLUENT
+
+
+def test_knows_tells_a_subjects_refs_quietly_and_caches_what_it_finds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Routing asks each record type's resolver in turn: a no is not a quarantine (no warning,
+    and asked again next time, for a schema registered late); a yes is the writer, cached."""
+    registry, sleeps = FlakyRegistry(V1), []
+    schemas = resolver(registry, sleeps)
+    with caplog.at_level("WARNING"):
+        assert schemas.knows("1") and not schemas.knows("9") and not schemas.knows("9")
+    assert caplog.records == []
+    assert schemas.knows("1") and schemas.writer("1") == V1
+    assert registry.calls == ["by_ref 1", "by_ref 9", "by_ref 9"]

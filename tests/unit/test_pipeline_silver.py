@@ -1,4 +1,6 @@
-"""Silver's pure transformations on small DataFrames: decoding, quarantine reasons, dedupe."""
+"""Silver's pure transformations on small DataFrames: decoding, quarantine reasons, dedupe, with
+the Product example's definition (key eventId, event time ``timestamp`` in seconds; other
+definitions: test_silver_definitions.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pyspark.sql import Row, SparkSession
 from avrolake import wire
 from avrolake.pipeline import bronze, silver
 from avrolake.registry import RegisteredSchema
+from example_pipeline import product_pipeline
 
 PRODUCT_V1 = {
     "type": "record",
@@ -92,8 +95,29 @@ def resolved(writer: dict, reader: dict, payload: bytes) -> dict:
     )
 
 
+# The example definition's roles in every Product version (checked against pipelines.yml below).
+PRODUCT_ROLES = silver.Roles(key=("eventId",), event_time="timestamp")
+
+
+def product(reader: RegisteredSchema, writers: dict, **kwargs) -> silver.BatchSchemas:
+    return silver.BatchSchemas(reader, writers, roles=PRODUCT_ROLES, **kwargs)
+
+
 def decode(frame, schemas: silver.BatchSchemas, **kwargs):
     return silver.decode(frame, schemas, sentinel=silver.new_sentinel(), **kwargs)
+
+
+def silver_rows(decoded, schemas: silver.BatchSchemas):
+    return silver.silver_rows(decoded, schemas.reader, schemas.roles)
+
+
+@pytest.mark.parametrize("reader", [V1, V2, V3])
+def test_the_example_definition_has_the_products_roles(
+    spark: SparkSession, reader: RegisteredSchema
+) -> None:
+    record = product_pipeline().records[0]
+    roles = silver.Roles.of(record, reader, silver.reader_type(spark, reader))
+    assert roles == PRODUCT_ROLES
 
 
 V1_EVENT = avro(PRODUCT_V1, event(1))
@@ -124,16 +148,16 @@ def mixed(spark: SparkSession):
         wire.frame_confluent(11, _invalid_utf8_event()),
         wire.frame_confluent(11, avro(PRODUCT_V1, event(8, timestamp=2**62))),
     ]
-    schemas = silver.BatchSchemas(
-        reader=V3,
-        writers={"11": V1, "12": V2, "13": V3},
+    schemas = product(
+        V3,
+        {"11": V1, "12": V2, "13": V3},
         unusable={"99": "unknown schema ref 99: not in the registry"},
     )
     return decode(bronze_frame(spark, values), schemas).cache()
 
 
 def test_every_version_decodes_to_the_reader_schema_as_avro_resolves_it(mixed) -> None:
-    rows = silver.silver_rows(mixed, V3).orderBy("offset").collect()
+    rows = silver_rows(mixed, product(V3, {})).orderBy("offset").collect()
     fields = [f["name"] for f in PRODUCT_V3["fields"]]
     got = [{name: r[name] for name in fields} for r in rows]
     assert got == [
@@ -182,9 +206,9 @@ def test_glue_records_compressed_or_not(spark: SparkSession) -> None:
         bomb,
         wire.frame_confluent(12, V2_EVENT),
     ]
-    schemas = silver.BatchSchemas(V2, {GLUE_V2.ref: GLUE_V2}, wire.WireFormat.GLUE)
+    schemas = product(V2, {GLUE_V2.ref: GLUE_V2}, wire_format=wire.WireFormat.GLUE)
     decoded = decode(bronze_frame(spark, values), schemas, has_compressed=True)
-    good = silver.silver_rows(decoded, V2).collect()
+    good = silver_rows(decoded, schemas).collect()
     assert [r.offset for r in good] == [0]  # offset 1 is the same event: deduplicated
     bad = silver.quarantine_rows(decoded).orderBy("offset").collect()
     assert [(r.offset, r.reason) for r in bad] == [
@@ -196,16 +220,18 @@ def test_glue_records_compressed_or_not(spark: SparkSession) -> None:
 
 def test_a_batch_with_no_known_schema_quarantines_everything(spark: SparkSession) -> None:
     frame = bronze_frame(spark, [wire.frame_confluent(42, avro(PRODUCT_V1, event(1)))])
-    decoded = decode(frame, silver.BatchSchemas(reader=V1, writers={}))
+    schemas = product(V1, {})
+    decoded = decode(frame, schemas)
     assert [r.reason for r in silver.quarantine_rows(decoded).collect()] == [
         "unknown schema ref 42"
     ]
-    assert silver.silver_rows(decoded, V1).count() == 0
+    assert silver_rows(decoded, schemas).count() == 0
 
 
 def test_reader_older_than_a_writer_drops_the_newer_fields(spark: SparkSession) -> None:
     frame = bronze_frame(spark, [wire.frame_confluent(12, V2_EVENT)])
-    rows = silver.silver_rows(decode(frame, silver.BatchSchemas(V1, {"12": V2})), V1).collect()
+    schemas = product(V1, {"12": V2})
+    rows = silver_rows(decode(frame, schemas), schemas).collect()
     assert [r.eventId for r in rows] == ["e2"]
     assert "size" not in rows[0].asDict()
 
@@ -272,7 +298,7 @@ def test_bronze_reads_confluent_header_and_guid_framings_like_wire_parse(
     ]
     decoded = decode(
         bronze.to_bronze(spark.createDataFrame(rows, schema)),
-        silver.BatchSchemas(V1, {"11": V1}),
+        product(V1, {"11": V1}),
     )
     got = {r.offset: r.quarantine_reason for r in decoded.collect()}
     assert got[0] is None and got[3] is None  # header id and classic prefix both decode
@@ -288,7 +314,7 @@ def test_an_empty_value_and_bytes_after_a_zlib_stream_get_their_reasons(
 
     after_stream = wire.frame_glue(GLUE_V2.ref, V2_EVENT, compress=True) + b"\x00junk"
     assert silver._inflate(zlib.compress(V2_EVENT) + b"\x00junk") is None
-    schemas = silver.BatchSchemas(V2, {GLUE_V2.ref: GLUE_V2}, wire.WireFormat.GLUE)
+    schemas = product(V2, {GLUE_V2.ref: GLUE_V2}, wire_format=wire.WireFormat.GLUE)
     decoded = decode(bronze_frame(spark, [b"", after_stream]), schemas, has_compressed=True)
     assert [r.reason for r in silver.quarantine_rows(decoded).orderBy("offset").collect()] == [
         "unknown wire format: first byte 0x(empty)",
@@ -311,13 +337,12 @@ def test_events_at_the_first_and_last_representable_second_merge_once(
         wire.frame_confluent(11, avro(PRODUCT_V1, event(1, timestamp=silver.MIN_EVENT_SECONDS))),
         wire.frame_confluent(11, avro(PRODUCT_V1, event(2, timestamp=silver.MAX_EVENT_SECONDS))),
     ]
-    rows = silver.silver_rows(
-        decode(bronze_frame(spark, values), silver.BatchSchemas(V1, {"11": V1})), V1
-    )
+    schemas = product(V1, {"11": V1})
+    rows = silver_rows(decode(bronze_frame(spark, values), schemas), schemas)
     table = TableRef(path=str(tmp_path / "silver"))
-    silver_io._create(table, rows, V1)
+    silver_io._create(table, rows, V1, schemas.roles)
     for _ in range(2):  # the second MERGE is a replay: it must find both and insert nothing
-        silver_io.merge_silver(table, rows)
+        silver_io.merge_silver(table, rows, schemas.roles)
     # event_time as seconds: PySpark cannot collect year 1 as a local datetime
     got = table.read(spark).select(
         "eventId", F.unix_seconds("event_time"), F.col("event_date").cast("string")
@@ -343,8 +368,9 @@ def test_a_logical_timestamp_beyond_year_9999_is_quarantined(spark: SparkSession
         wire.frame_confluent(5, avro(raw, {"eventId": "b", "timestamp": year_50000_micros})),
     ]
     reader = RegisteredSchema("5", 1, json.dumps(schema))
-    decoded = decode(bronze_frame(spark, values), silver.BatchSchemas(reader, {"5": reader}))
-    assert [r.event_time for r in silver.silver_rows(decoded, reader).collect()] == [
+    schemas = product(reader, {"5": reader})
+    decoded = decode(bronze_frame(spark, values), schemas)
+    assert [r.event_time for r in silver_rows(decoded, schemas).collect()] == [
         ok.replace(tzinfo=None)
     ]
     bad = silver.quarantine_rows(decoded).collect()

@@ -1,9 +1,10 @@
 """Which schemas a silver micro-batch decodes with: the reader, and a writer per schema ref.
 
+One ``SchemaResolver`` serves one record type: its subject (a plain topic: TopicNameStrategy).
 The registry is asked for the latest version (the reader) on every batch, so a version registered
 while the stream runs is used from the next batch on; writer schemas are cached (refs are
-immutable). A ref that cannot be used — unknown to the registry, another topic's, not readable by
-the reader — gets a reason and its rows go to quarantine.
+immutable). A ref that cannot be used — unknown to the registry, another subject's, not readable
+by the reader — gets a reason and its rows go to quarantine.
 
 A registry *outage* never quarantines anything. While the registry is unreachable the last known
 reader is kept (from this process, or the one silver recorded in its table), and a ref not seen
@@ -28,8 +29,8 @@ from tenacity import (
 )
 
 from avrolake.errors import PipelineError, RegistryUnavailableError, SchemaNotFoundError
-from avrolake.pipeline.silver import BatchSchemas
-from avrolake.registry import RegisteredSchema, SchemaRegistry
+from avrolake.pipeline.silver import BatchSchemas, Roles
+from avrolake.registry import RegisteredSchema, SchemaRegistry, Subject
 from avrolake.schemas import resolution_problem
 from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
 from avrolake.wire import WireFormat
@@ -40,10 +41,10 @@ T = TypeVar("T")
 
 @dataclass
 class SchemaResolver:
-    """Turns a batch's schema refs into ``BatchSchemas`` for one topic."""
+    """Turns a batch's schema refs into ``BatchSchemas`` for one subject."""
 
     registry: SchemaRegistry
-    topic: str
+    subject: str | Subject
     outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S
     sleep: Callable[[float], None] = time.sleep  # tests pass a fake clock's sleep
     _writers: dict[str, RegisteredSchema] = field(default_factory=dict)
@@ -56,7 +57,7 @@ class SchemaResolver:
         silver's table was last written with)."""
         fallback = self._last_reader or recorded
         if fallback is None:
-            latest = self._patiently(f"the latest schema of topic {self.topic}", self._latest)
+            latest = self._patiently(f"the latest schema of {self.where}", self._latest)
         else:
             try:
                 latest = self._latest()
@@ -74,9 +75,11 @@ class SchemaResolver:
         reader: RegisteredSchema,
         refs: Iterable[str],
         wire_format: WireFormat | None = None,
+        roles: Roles | None = None,
     ) -> BatchSchemas:
         """Writers for ``refs`` (each looked up with ``writer``) and why the others are unusable;
-        ``wire_format`` is the topic's framing, by default the registry's."""
+        ``wire_format`` is the topic's framing, by default the registry's; ``roles`` the record
+        type's in ``reader``."""
         writers: dict[str, RegisteredSchema] = {}
         unusable: dict[str, str] = {}
         for ref in sorted(set(refs)):
@@ -94,34 +97,54 @@ class SchemaResolver:
             if writer.version > reader.version:
                 self._once(
                     f"newer:{ref}",
-                    f"schema ref {ref} is v{writer.version} of topic {self.topic}, newer than the "
+                    f"schema ref {ref} is v{writer.version} of {self.where}, newer than the "
                     f"reader v{reader.version} (its latest version was deleted?): decoding by "
                     "Avro's resolution rules",
                 )
             writers[ref] = writer
         framing = wire_format or self.registry.wire_format
-        return BatchSchemas(reader, writers, framing, unusable)
+        return BatchSchemas(reader, writers, framing, unusable, roles or Roles())
 
     def writer(self, ref: str) -> RegisteredSchema | str:
         """The writer schema of ``ref``, or why there is none. Not-found answers are not cached:
         a schema registered late is found by a later batch (and by quarantine replay)."""
-        cached = self._writers.get(ref)
-        if cached is not None:
-            return cached
         try:
-            found = self._patiently(
-                f"schema ref {ref}", lambda: self.registry.by_ref(ref, self.topic)
-            )
+            return self._writer(ref)
         except SchemaNotFoundError as error:
             self._once(f"missing:{ref}", f"{error}; quarantining its records")
             return f"unknown schema ref {ref}: {error}"
-        self._writers[ref] = found
-        return found
+
+    def knows(self, ref: str) -> bool:
+        """Whether ``ref`` is a version of this subject (routing: which record type a record
+        is). Quiet: an answer of no is not a quarantine."""
+        try:
+            self._writer(ref)
+        except SchemaNotFoundError:
+            return False
+        return True
+
+    @property
+    def where(self) -> str:
+        """The subject, for messages."""
+        if isinstance(self.subject, str):
+            return f"topic {self.subject}"
+        if self.registry.wire_format.flavor is WireFormat.GLUE:
+            return f"Glue schema {self.subject.glue}"
+        return f"subject {self.subject.confluent}"
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _writer(self, ref: str) -> RegisteredSchema:
+        cached = self._writers.get(ref)
+        if cached is None:
+            cached = self._patiently(
+                f"schema ref {ref}", lambda: self.registry.by_ref(ref, self.subject)
+            )
+            self._writers[ref] = cached
+        return cached
+
     def _latest(self) -> RegisteredSchema:
-        return self.registry.latest(self.topic)
+        return self.registry.latest(self.subject)
 
     def _problem(self, reader: RegisteredSchema, writer: RegisteredSchema) -> str | None:
         key = (reader.ref, writer.ref)

@@ -3,9 +3,10 @@
 A record is quarantined when silver cannot decode it *then*: its schema was not registered yet
 (registered late, or in a registry that replicates slowly), the reader of the time could not read
 its writer, its bytes are bad. After the cause is fixed, ``replay_quarantine`` takes the selected
-quarantined records' bronze bytes, decodes them exactly as a silver batch would (the latest reader,
-each record's own writer), inserts those that now decode into silver and takes them out of
-quarantine; the others stay, with the reason they fail with now.
+quarantined records' bronze bytes, decodes them exactly as a silver batch would (each routed to its
+record type, decoded with that type's latest reader and its own writer), inserts those that now
+decode into their type's silver table and takes them out of quarantine; the others stay, with the
+reason they fail with now.
 
 Exactly once: silver's insert is its dedupe MERGE (a record already in silver, from an earlier
 replay or a re-send, is not inserted again), and only then are the records taken out of quarantine
@@ -21,14 +22,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from functools import reduce
 
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from avrolake.definitions import PipelineDefinition
 from avrolake.pipeline import silver
-from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.silver_io import SilverBatch
-from avrolake.pipeline.tables import TableLocations
+from avrolake.pipeline.tables import BRONZE, TableSpace
 from avrolake.registry import SchemaRegistry
 from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReplaySelection:
-    """Which quarantined records to replay: all of the topic's, or those whose reason contains
+    """Which quarantined records to replay: all of the pipeline's, or those whose reason contains
     ``reason`` and whose Kafka timestamp is in [``since``, ``until``) (UTC)."""
 
     reason: str | None = None
@@ -78,44 +80,52 @@ class ReplaySummary:
 
 def replay_quarantine(
     spark: SparkSession,
-    topic: str,
+    pipeline: PipelineDefinition,
     registry: SchemaRegistry,
-    locations: TableLocations,
+    space: TableSpace,
     selection: ReplaySelection,
     *,
     outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
 ) -> ReplaySummary:
-    """Replay the selected quarantined records of ``topic`` (see the module docstring)."""
-    locations.bronze.require(spark, "ingest")
-    locations.quarantine.require(spark, "silver")
-    resolver = SchemaResolver(registry, topic, outage_timeout_s)
-    batch = SilverBatch(resolver, locations, registry.wire_format)
-    reader = batch.bring_to_reader(spark)
+    """Replay the selected quarantined records of ``pipeline`` (see the module docstring), each
+    into the silver table of its record type, routed as the silver stream routes it."""
+    bronze = space.table(BRONZE)
+    quarantine = space.table(pipeline.quarantine_table)
+    bronze.require(spark, "ingest")
+    quarantine.require(spark, "silver")
+    batch = SilverBatch.for_pipeline(pipeline, registry, space, outage_timeout_s)
+    readers = batch.bring_to_readers(spark)
 
     selected = (
-        locations.quarantine.read(spark)
-        .where((F.col("topic") == topic) & selection.condition())
+        quarantine.read(spark)
+        .where((F.col("topic") == pipeline.topic) & selection.condition())
         .select(*silver.COORDINATES)
         .persist()
     )
     try:
         # one decode per record, even if bronze holds a record twice
         records = (
-            locations.bronze.read(spark)
+            bronze.read(spark)
             .join(selected, list(silver.COORDINATES), "left_semi")
             .dropDuplicates(list(silver.COORDINATES))
         )
-        decoded = batch.decode(records, reader).persist()
+        decoded = [frame.persist() for frame in batch.decode(records, readers)]
         try:
-            counts = decoded.groupBy(F.col("quarantine_reason").isNull().alias("good")).count()
-            by_outcome = {row.good: row["count"] for row in counts.collect()}
+            outcomes = reduce(
+                DataFrame.unionByName,
+                [d.select(F.col("quarantine_reason").isNull().alias("good")) for d in decoded],
+            )
+            by_outcome = {
+                row.good: row["count"] for row in outcomes.groupBy("good").count().collect()
+            }
             selected_count = selected.count()
             if by_outcome.get(True):
-                batch.write_silver(decoded, reader)
+                batch.write_silver(decoded, readers)
             if by_outcome:
                 batch.settle_quarantine(decoded)
         finally:
-            decoded.unpersist()
+            for frame in decoded:
+                frame.unpersist()
     finally:
         selected.unpersist()
     good, bad = by_outcome.get(True, 0), by_outcome.get(False, 0)

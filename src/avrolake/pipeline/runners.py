@@ -15,15 +15,16 @@ from pyspark.sql import functions as F
 
 from avrolake.errors import ConfigError
 from avrolake.pipeline import bronze
-from avrolake.pipeline.batch_schemas import SchemaResolver
 from avrolake.pipeline.silver_io import SilverBatch
-from avrolake.pipeline.tables import TableLocations, TableRef
+from avrolake.pipeline.tables import BRONZE, TableLocations, TableRef, TableSpace
 from avrolake.pipeline.triggers import TriggerSettings
 from avrolake.registry import SchemaRegistry
 from avrolake.settings import DEFAULT_OUTAGE_TIMEOUT_S, KafkaSettings, on_databricks
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+
+    from avrolake.definitions import PipelineDefinition
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def run_ingest(
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
 ) -> StreamingQuery:
+    """Start the stream of ``kafka.topic`` (one topic, or several comma-separated: Spark's
+    ``subscribe`` takes the list) into bronze, every topic's records in one table."""
     from avrolake.connection import spark_kafka_options
 
     reader = (
@@ -89,24 +92,26 @@ def run_ingest(
 
 def run_silver(
     spark: SparkSession,
-    topic: str,
+    pipeline: PipelineDefinition,
     registry: SchemaRegistry,
-    locations: TableLocations,
+    space: TableSpace,
     trigger: TriggerSettings,
     *,
     outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
 ) -> StreamingQuery:
-    """Start the silver stream of ``topic``'s bronze rows, decoded with ``registry``'s schemas.
-    Before it starts, silver is brought to the latest reader, so a scheduled run applies a newly
-    registered version even when no new record arrived. Silver never talks to Kafka."""
-    locations.bronze.require(spark, "ingest")
-    resolver = SchemaResolver(registry, topic, outage_timeout_s)
-    batch_writer = SilverBatch(resolver, locations, registry.wire_format)
-    batch_writer.bring_to_reader(spark)
-    stream = locations.bronze.read_stream(spark).where(F.col("topic") == topic)
+    """Start the silver stream of ``pipeline``: its topic's bronze rows, each decoded as its record
+    type with ``registry``'s schemas, into the type's silver table (bad records into the
+    pipeline's quarantine). Before it starts, every silver table is brought to its latest reader,
+    so a scheduled run applies a newly registered version even when no new record arrived. Silver
+    never talks to Kafka."""
+    bronze_table = space.table(BRONZE)
+    bronze_table.require(spark, "ingest")
+    batch_writer = SilverBatch.for_pipeline(pipeline, registry, space, outage_timeout_s)
+    batch_writer.bring_to_readers(spark)
+    stream = bronze_table.read_stream(spark).where(F.col("topic") == pipeline.topic)
     writer = (
-        stream.writeStream.queryName("avrolake-silver")
+        stream.writeStream.queryName(f"avrolake-silver-{pipeline.name}")
         .foreachBatch(batch_writer)
-        .option("checkpointLocation", locations.checkpoint("silver"))
+        .option("checkpointLocation", space.checkpoint("silver", pipeline.name))
     )
     return trigger.apply(writer).start()

@@ -13,6 +13,10 @@ ignores what follows, so each payload is decoded inside an envelope record
 back in ``end`` only when the record ended where the payload ended (trailing bytes or a truncated
 record shift it). Strings are checked for valid UTF-8, which the JVM decoder does not do.
 
+What the fields *mean* comes from the record type's definition (``avrolake.definitions``),
+resolved against each reader into ``Roles``: the dedupe key (reader fields, or the Kafka
+coordinates), the event time (a reader field, or the Kafka timestamp) and the partition columns.
+
 Rows that cannot be decoded get a ``quarantine_reason`` instead. Everything here is a pure
 DataFrame transformation; ``silver_io`` does the reading and the writes.
 """
@@ -27,14 +31,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
     DataType,
+    IntegralType,
     MapType,
+    NumericType,
     StringType,
     StructType,
     TimestampNTZType,
@@ -42,16 +48,16 @@ from pyspark.sql.types import (
 )
 
 from avrolake import wire
+from avrolake.definitions import EVENT_DATE, RecordDefinition, TimeUnit
+from avrolake.errors import PipelineError
 from avrolake.registry import RegisteredSchema
 
-EVENT_KEY = "eventId"  # silver's primary key
-EVENT_TIME_FIELD = "timestamp"  # unix seconds, or a timestamp logical type
 ALIASES_METADATA = "avrolake.aliases"  # column metadata: the Avro field's aliases
 
 COORDINATES = ("topic", "partition", "offset")
 METADATA_COLUMNS = (
     "event_time",
-    "event_date",
+    EVENT_DATE,
     "schema_version",
     "schema_ref",
     "wire_format",
@@ -79,6 +85,13 @@ MIN_EVENT_SECONDS, MAX_EVENT_SECONDS = -62135596800, 253402300799
 
 _ENVELOPE = "avrolake_envelope_b7d1e4"  # names no user schema plausibly has
 _END = "avrolake_end_b7d1e4"
+_RANK = "avrolake_rank_b7d1e4"
+_PER_SECOND = {TimeUnit.SECONDS: 1, TimeUnit.MILLISECONDS: 1_000, TimeUnit.MICROSECONDS: 1_000_000}
+_FROM_INTEGER = {
+    TimeUnit.SECONDS: F.timestamp_seconds,
+    TimeUnit.MILLISECONDS: F.timestamp_millis,
+    TimeUnit.MICROSECONDS: F.timestamp_micros,
+}
 SENTINEL_BYTES = 16
 _NOT_AT_END = (
     "the Avro record does not end where the value ends (trailing or missing bytes) for schema ref "
@@ -86,19 +99,95 @@ _NOT_AT_END = (
 
 
 @dataclass(frozen=True)
+class Roles:
+    """A record definition's roles as columns of one reader.
+
+    ``key``: the reader fields silver deduplicates by, () for the Kafka coordinates;
+    ``event_time``: the reader field of the event time (a number in ``unit``, or a timestamp
+    logical type), None for the Kafka timestamp; ``partition_by``: silver's partition columns.
+    ``Roles()`` is a record type defined by nothing but its table.
+    """
+
+    key: tuple[str, ...] = ()
+    event_time: str | None = None
+    unit: TimeUnit = TimeUnit.SECONDS
+    partition_by: tuple[str, ...] = (EVENT_DATE,)
+
+    @property
+    def dedupe_columns(self) -> tuple[str, ...]:
+        return self.key or COORDINATES
+
+    @property
+    def times_identify(self) -> bool:
+        """Whether two records with one dedupe key always have one event time: a re-sent event
+        carries its event-time field, one Kafka record has one timestamp. Only then may the
+        dedupe MERGE look for a key among the rows of the same event time."""
+        return self.event_time is not None or not self.key
+
+    @classmethod
+    def of(cls, record: RecordDefinition, reader: RegisteredSchema, record_type: DataType) -> Roles:
+        """``record``'s roles in ``reader`` (``record_type``: its Spark type, see
+        ``reader_type``). Each field is found by name, else by Avro alias, so a renamed field keeps
+        its role. ``PipelineError`` for what silver cannot store or find."""
+        fields = reader_fields(reader)
+        metadata = {c.lower(): c for c in METADATA_COLUMNS}
+        for f in fields:  # Spark resolves names case-insensitively: ``Topic`` clashes too
+            if f["name"].lower() in metadata:
+                raise PipelineError(
+                    f"reader v{reader.version} (schema ref {reader.ref}) has a field "
+                    f"{f['name']!r}, but silver's metadata column {metadata[f['name'].lower()]!r} "
+                    "has that name: rename the field (an Avro alias keeps it readable)"
+                )
+
+        def find(name: str, role: str) -> str:
+            for f in fields:
+                if f["name"] == name:
+                    return name
+            for f in fields:
+                if name in f.get("aliases", []):
+                    return str(f["name"])
+            raise PipelineError(
+                f"{role} field {name!r} is not in reader v{reader.version} (schema ref "
+                f"{reader.ref}), by name or alias: fix the pipeline definition or the schema"
+            )
+
+        event_time = None
+        if record.event_time is not None:
+            event_time = find(record.event_time.field, "event_time")
+            assert isinstance(record_type, StructType)
+            data_type = record_type[event_time].dataType
+            if not isinstance(data_type, NumericType | TimestampType | TimestampNTZType):
+                raise PipelineError(
+                    f"event_time field {event_time!r} of reader v{reader.version} is "
+                    f"{data_type.simpleString()}: it must be a number (in event_time.unit) or a "
+                    "timestamp logical type"
+                )
+        return cls(
+            key=tuple(find(name, "key") for name in record.key),
+            event_time=event_time,
+            unit=record.event_time.unit if record.event_time else TimeUnit.SECONDS,
+            partition_by=tuple(
+                name if name in METADATA_COLUMNS else find(name, "partition_by")
+                for name in record.partition_by
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class BatchSchemas:
     """The schemas one micro-batch is decoded with.
 
     ``writers`` by wire reference; refs that cannot be used are absent from it and, when the
-    reason is known, in ``unusable`` (unknown to the registry, another topic's, unreadable by the
-    reader). ``wire_format`` is the framing of the topic's registry; frames of the other flavor are
-    quarantined without asking the registry.
+    reason is known, in ``unusable`` (unknown to the registry, another subject's, unreadable by
+    the reader). ``wire_format`` is the framing of the topic's registry; frames of the other flavor
+    are quarantined without asking the registry. ``roles``: the record type's roles in ``reader``.
     """
 
     reader: RegisteredSchema
     writers: Mapping[str, RegisteredSchema]
     wire_format: wire.WireFormat = wire.WireFormat.CONFLUENT
     unusable: Mapping[str, str] = field(default_factory=dict)
+    roles: Roles = Roles()
 
 
 def new_sentinel() -> bytes:
@@ -131,6 +220,12 @@ def reader_fields(reader: RegisteredSchema) -> list[dict]:
 
 def reader_field_names(reader: RegisteredSchema) -> list[str]:
     return [f["name"] for f in reader_fields(reader)]
+
+
+def reader_type(spark: SparkSession, reader: RegisteredSchema) -> DataType:
+    """The Spark type Avro's reader ``reader`` decodes to (analysis only: no job runs)."""
+    probe = spark.range(0).select(from_avro(F.lit(None).cast("binary"), reader.schema_str))
+    return probe.schema.fields[0].dataType
 
 
 def fingerprint(reader: RegisteredSchema) -> str:
@@ -246,13 +341,51 @@ def decode(
     )
     record_type = with_record.schema["record"].dataType
     strings_ok = valid_utf8(F.col("record"), record_type) if has_strings(record_type) else None
-    return with_record.withColumn(
-        "quarantine_reason", _reason(schemas, sentinel, strings_ok, record_type)
-    ).drop("_payload", "_envelope")
+    checked, in_range, event_time = _event_time(schemas.roles, record_type)
+    return (
+        with_record.withColumn(
+            "quarantine_reason",
+            _reason(schemas, sentinel, strings_ok, checked, in_range),
+        )
+        .withColumn("event_time", event_time)
+        .drop("_payload", "_envelope")
+    )
+
+
+def _event_time(roles: Roles, record_type: DataType) -> tuple[Column | None, Column, Column]:
+    """The event-time value silver checks (None: the Kafka timestamp needs no check), whether it
+    is in the range Spark can hold, and the event time (NULL outside it: a conversion there would
+    fail the whole batch)."""
+    if roles.event_time is None:
+        return None, F.lit(True), F.col("timestamp")
+    assert isinstance(record_type, StructType)
+    value = F.col("record").getField(roles.event_time)
+    data_type = record_type[roles.event_time].dataType
+    if isinstance(data_type, TimestampType | TimestampNTZType):
+        # a timestamp logical type can still hold a year Python (and the MERGE's literals)
+        # cannot: year 50000 must go to quarantine, not fail every replay of the batch
+        seconds = F.unix_seconds(value.cast("timestamp"))
+        in_range = seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS)
+        return seconds, in_range, F.when(in_range, value.cast("timestamp"))
+    per_second = _PER_SECOND[roles.unit]
+    # in ``unit``: from the first microsecond of year 1 to the last of 9999
+    in_range = (value >= MIN_EVENT_SECONDS * per_second) & (
+        value < (MAX_EVENT_SECONDS + 1) * per_second
+    )
+    if isinstance(data_type, IntegralType):  # exact, whatever the unit
+        time = _FROM_INTEGER[roles.unit](value.cast("long"))
+    else:  # a fraction: to the microsecond, Spark's resolution
+        micros = F.round(value * (_PER_SECOND[TimeUnit.MICROSECONDS] // per_second))
+        time = F.timestamp_micros(micros.cast("long"))
+    return value, in_range, F.when(in_range, time)
 
 
 def _reason(
-    schemas: BatchSchemas, sentinel: bytes, strings_ok: Column | None, record_type: DataType
+    schemas: BatchSchemas,
+    sentinel: bytes,
+    strings_ok: Column | None,
+    event_time: Column | None,
+    in_range: Column,
 ) -> Column:
     ref = F.col("schema_ref")
     wire_format = F.col("wire_format")
@@ -297,49 +430,37 @@ def _reason(
         reason = reason.when(
             ~strings_ok, F.concat(F.lit("invalid UTF-8 in a string for schema ref "), ref)
         )
-    if isinstance(record_type, StructType) and EVENT_KEY in record_type.fieldNames():
-        reason = reason.when(
-            F.col("record").getField(EVENT_KEY).isNull(), F.lit(f"null {EVENT_KEY}")
-        )
-    if isinstance(record_type, StructType) and EVENT_TIME_FIELD in record_type.fieldNames():
-        time_type = record_type[EVENT_TIME_FIELD].dataType
-        seconds = F.col("record").getField(EVENT_TIME_FIELD)
-        if isinstance(time_type, TimestampType | TimestampNTZType):
-            # a timestamp logical type can still hold a year Python (and the MERGE's literals)
-            # cannot: year 50000 must go to quarantine, not fail every replay of the batch
-            seconds = F.unix_seconds(seconds.cast("timestamp"))
-        reason = reason.when(seconds.isNull(), F.lit(f"null {EVENT_TIME_FIELD}")).when(
-            ~seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS),
-            F.concat(F.lit(f"{EVENT_TIME_FIELD} out of range: "), seconds.cast("string")),
+    roles = schemas.roles
+    for name in roles.key:
+        reason = reason.when(F.col("record").getField(name).isNull(), F.lit(f"null {name}"))
+    if event_time is not None:
+        field_name = roles.event_time
+        reason = reason.when(event_time.isNull(), F.lit(f"null {field_name}")).when(
+            ~in_range, F.concat(F.lit(f"{field_name} out of range: "), event_time.cast("string"))
         )
     return reason
 
 
-def _event_time(record_type: DataType) -> Column:
-    value = F.col("record").getField(EVENT_TIME_FIELD)
-    assert isinstance(record_type, StructType)
-    if isinstance(record_type[EVENT_TIME_FIELD].dataType, TimestampType | TimestampNTZType):
-        return value.cast("timestamp")
-    return F.timestamp_seconds(value.cast("long"))
-
-
-def silver_rows(decoded: DataFrame, reader: RegisteredSchema) -> DataFrame:
+def silver_rows(
+    decoded: DataFrame, reader: RegisteredSchema, roles: Roles | None = None
+) -> DataFrame:
     """Good rows, flattened to the reader's fields (each column's metadata carries the field's
-    Avro aliases) plus event time and Kafka coordinates, deduplicated by ``eventId`` within the
-    batch (the earliest Kafka offset wins)."""
-    record_type = decoded.schema["record"].dataType
+    Avro aliases) plus event time and Kafka coordinates, deduplicated by ``roles``' key within
+    the batch (the earliest Kafka offset wins). ``roles`` must be those ``decoded`` was decoded
+    with."""
+    roles = roles or Roles()
     fields = [
         F.col("record")
         .getField(f["name"])
         .alias(f["name"], metadata={ALIASES_METADATA: list(f.get("aliases", []))})
         for f in reader_fields(reader)
     ]
-    first_seen = Window.partitionBy(EVENT_KEY).orderBy(*COORDINATES)
+    first_seen = Window.partitionBy(*roles.dedupe_columns).orderBy(*COORDINATES)
     return (
         decoded.where(F.col("quarantine_reason").isNull())
         .select(
             *fields,
-            _event_time(record_type).alias("event_time"),
+            "event_time",
             "schema_version",
             "schema_ref",
             "wire_format",
@@ -347,10 +468,10 @@ def silver_rows(decoded: DataFrame, reader: RegisteredSchema) -> DataFrame:
             F.col("timestamp").alias("kafka_timestamp"),
             "ingested_at",
         )
-        .withColumn("event_date", F.to_date("event_time"))
-        .withColumn("_rank", F.row_number().over(first_seen))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
+        .withColumn(EVENT_DATE, F.to_date("event_time"))
+        .withColumn(_RANK, F.row_number().over(first_seen))
+        .where(F.col(_RANK) == 1)
+        .drop(_RANK)
     )
 
 
