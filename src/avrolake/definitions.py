@@ -264,7 +264,11 @@ def parse_definitions(text: str, source: str = "definitions") -> Definitions:
             if problem["type"] == "too_short" and problem.get("input"):
                 continue  # pydantic's echo of a failed item in a non-empty list: noise
             message = str(problem["msg"]).removeprefix("Value error, ")
-            if problem["type"] == "string_pattern_mismatch":
+            if problem["type"] == "tuple_type":
+                message = f"{problem['input']!r} should be a list, e.g. [a, b]"
+            elif problem["type"] in ("model_type", "model_attributes_type"):
+                message = "should be a mapping of fields (see avrolake.definitions)"
+            elif problem["type"] == "string_pattern_mismatch":
                 message = f"{problem['input']!r} is not a valid name here ({message})"
             problems.append(f"{_where(tuple(problem['loc']))}: {message}")
         raise ConfigError(f"{source}: {'; '.join(problems)}") from None

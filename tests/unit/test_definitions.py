@@ -287,6 +287,21 @@ BAD = [
         "defs.yml: not valid YAML at line 2: expected ',' or ']', but got '<stream end>'",
         id="unclosed bracket",
     ),
+    pytest.param(
+        "pipelines:\n  - name: p\n    topic: t\n    records: [{key: eventId}]\n",
+        "defs.yml: pipelines[0].records[0].key: 'eventId' should be a list, e.g. [a, b]",
+        id="a key that is not a list",
+    ),
+    pytest.param(
+        "",
+        "defs.yml: (top level): should be a mapping of fields (see avrolake.definitions)",
+        id="an empty file",
+    ),
+    pytest.param(
+        "pipelines: [products]\n",
+        "defs.yml: pipelines[0]: should be a mapping of fields (see avrolake.definitions)",
+        id="a pipeline that is a name",
+    ),
 ]
 
 
