@@ -433,14 +433,15 @@ def test_the_resent_order_is_in_silver_once_as_first_delivered(
 
 
 def unlisted_reason(run: Run, ref: str) -> str:
-    """Why a record of no listed type is quarantined: silver asks the pipeline's first record
-    type (PageView) for the ref, and the registry says where the ref is not, or where it is."""
-    own, first = (f"{run.clicks_topic}-com.acme.{name}" for name in ("Scroll", "PageView"))
+    """Why a record of no listed type is quarantined: its ref is a version of none of the
+    pipeline's record types, each named where it lives in the registry."""
+    types = [f"{run.clicks_topic}-com.acme.{name}" for name in ("PageView", "Click")]
     if run.flavor is Flavor.CONFLUENT:
-        return f"unknown schema ref {ref}: schema id {ref} is not registered under {first}"
+        where = ", ".join(f"subject {name}" for name in types)
+    else:
+        where = ", ".join(f"Glue schema {name}" for name in types)
     return (
-        f"unknown schema ref {ref}: schema version {ref} belongs to Glue schema "
-        f"{GLUE_REGISTRY}/{own}, not {GLUE_REGISTRY}/{first}"
+        f"unknown schema ref {ref}: not a version of any record type of pipeline clicks ({where})"
     )
 
 

@@ -53,7 +53,7 @@ from avrolake.settings import ConnectionSettings, Flavor, KafkaSettings, Registr
 from avrolake_dev.local import LocalStack
 from avrolake_dev.local.proc import spawn
 from avrolake_dev.settings import LocalPorts
-from example_pipeline import product_pipeline
+from example_pipeline import DEFINITIONS_FILE, product_pipeline
 from loopback import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -353,7 +353,13 @@ def pipeline(flavor: str, stack: LocalStack, root: Path) -> Pipeline:
         manifest,
         Stage(f"{flavor}-producer", produce, env, root),
         Stage(f"{flavor}-ingest", ["ingest", *connection, *tables, *live], env, root, "bronze"),
-        Stage(f"{flavor}-silver", ["silver", *connection, *tables, *live], env, root, "silver"),
+        Stage(
+            f"{flavor}-silver",
+            ["silver", "--definitions", str(DEFINITIONS_FILE), *connection, *tables, *live],
+            env,
+            root,
+            "silver",
+        ),
     )
 
 

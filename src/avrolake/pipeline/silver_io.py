@@ -28,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
@@ -238,12 +238,20 @@ class RecordSilver:
         return self._roles[fingerprint]
 
     def decode(
-        self, bronze: DataFrame, reader: RegisteredSchema, refs: Sequence[str], compressed: bool
+        self,
+        bronze: DataFrame,
+        reader: RegisteredSchema,
+        refs: Sequence[str],
+        compressed: bool,
+        unclaimed: Mapping[str, str] | None = None,
     ) -> DataFrame:
         """``bronze`` decoded as this type's records (``refs``: their schema refs of the topic's
-        flavor)."""
+        flavor; ``unclaimed``: refs of no record type of the pipeline, with the reason)."""
         roles = self.roles(bronze.sparkSession, reader)
         schemas = self.resolver.for_batch(reader, refs, self.wire_format, roles)
+        if unclaimed:
+            writers = {r: w for r, w in schemas.writers.items() if r not in unclaimed}
+            schemas = replace(schemas, writers=writers, unusable={**schemas.unusable, **unclaimed})
         return silver.decode(
             bronze, schemas, sentinel=silver.new_sentinel(), has_compressed=compressed
         )
@@ -314,8 +322,13 @@ class SilverBatch:
     """The ``foreachBatch`` function of a pipeline's silver stream (see the module docstring)."""
 
     def __init__(
-        self, records: Sequence[RecordSilver], quarantine: TableRef, wire_format: wire.WireFormat
+        self,
+        records: Sequence[RecordSilver],
+        quarantine: TableRef,
+        wire_format: wire.WireFormat,
+        name: str = "",
     ) -> None:
+        self.name = name  # the pipeline's, for messages
         self.records = list(records)
         self.quarantine = quarantine
         self.wire_format = wire_format
@@ -340,7 +353,7 @@ class SilverBatch:
             )
             for record in pipeline.records
         ]
-        return cls(records, quarantine, registry.wire_format)
+        return cls(records, quarantine, registry.wire_format, pipeline.name)
 
     def bring_to_readers(self, spark: SparkSession) -> list[RegisteredSchema]:
         """Each record type's reader, its silver rewritten first when it was written with
@@ -368,12 +381,22 @@ class SilverBatch:
         if len(self.records) == 1:
             return [self.records[0].decode(bronze, readers[0], ours, compressed)]
         route = _route_column(routes, self.wire_format)
+        # refs no type knows go with the first type; their reason names every type's subject,
+        # not only the first's (which would read as a broken record of that type)
+        subjects = ", ".join(r.resolver.where for r in self.records)
+        unclaimed = {
+            ref: f"unknown schema ref {ref}: not a version of any record type of pipeline "
+            f"{self.name} ({subjects})"
+            for ref in ours
+            if ref not in self._routes
+        }
         return [
             record.decode(
                 bronze.where(route == i),
                 reader,
                 [ref for ref, to in routes.items() if to == i],
                 compressed,
+                unclaimed if i == 0 else None,
             )
             for i, (record, reader) in enumerate(zip(self.records, readers, strict=True))
         ]
