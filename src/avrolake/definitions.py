@@ -215,7 +215,9 @@ class Definitions(_Strict):
             ("topic", [p.topic for p in self.pipelines]),
             ("table", [BRONZE_TABLE, *(t for p in self.pipelines for t in p.tables())]),
         ):
-            repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+            # Unity Catalog names (and some checkpoint stores) ignore case: `Bronze` is bronze
+            folded = values if what == "topic" else [v.lower() for v in values]  # Kafka: exact
+            repeated = sorted(v for v, n in Counter(folded).items() if n > 1)
             if repeated:  # two writers of one table (or checkpoint) would corrupt each other
                 raise ValueError(f"{what}(s) used more than once: {', '.join(repeated)}")
         return self

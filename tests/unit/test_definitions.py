@@ -293,6 +293,11 @@ BAD = [
         id="a key that is not a list",
     ),
     pytest.param(
+        "pipelines:\n  - name: p\n    topic: t\n    records: [{silver_table: Bronze}]\n",
+        "defs.yml: (top level): table(s) used more than once: bronze",
+        id="bronze in another case (Unity Catalog names ignore case)",
+    ),
+    pytest.param(
         "",
         "defs.yml: (top level): should be a mapping of fields (see avrolake.definitions)",
         id="an empty file",

@@ -362,3 +362,87 @@ def test_two_record_types_go_to_their_own_tables_and_replay_there(
     )
     assert table_rows(spark, space, "shop_order_silver", "orderId", "offset") == [("o1", 0)]
     assert [o for o, _ in table_rows(spark, space, "shop_quarantine", "offset", "reason")] == [5]
+
+
+# --- identities and ranges the stream must survive -----------------------------------------------
+
+
+def test_a_kafka_timestamp_past_9999_is_quarantined_not_fatal(spark: SparkSession) -> None:
+    """A broker that accepts any CreateTime can carry year 10000; as the event time it would
+    fail every replay of the batch (Python cannot hold the date), so the record is quarantined."""
+    from pyspark.sql import functions as F
+
+    reader = registered("1", 1, record_schema("Ping", {"name": "n", "type": "int"}))
+    frame = bronze_frame(
+        spark, [wire.frame_confluent(1, write(reader.schema_str, {"n": n})) for n in (1, 2)]
+    )
+    first_of_10000 = (silver.MAX_EVENT_SECONDS + 1) * 1000  # ms: 10000-01-01T00:00:00Z
+    frame = frame.withColumn(
+        "timestamp",
+        F.when(F.col("offset") == 1, F.timestamp_millis(F.lit(first_of_10000))).otherwise(
+            F.col("timestamp")
+        ),
+    )
+    record = RecordDefinition(silver_table="pings")
+    decoded, roles = decoded_with(spark, frame, record, reader, [reader])
+    # (its Kafka timestamp stays in the quarantine row, which Python cannot collect)
+    quarantined = silver.quarantine_rows(decoded).select("offset", "reason").collect()
+    assert [(r.offset, r.reason) for r in quarantined] == [
+        (1, f"Kafka timestamp out of range: {first_of_10000 // 1000}")
+    ]
+    rows = silver.silver_rows(decoded, reader, roles).collect()
+    assert [(r.offset, r.n, r.event_time) for r in rows] == [(0, 1, KAFKA_TIME)]
+
+
+def test_a_key_with_its_event_time_names_one_event_within_a_batch_too(
+    spark: SparkSession,
+) -> None:
+    """The MERGE matches (key, event time): an event re-stamped with another event time is
+    another event across batches, so it must be one within a batch as well — else the batch
+    boundaries (and a rewrite, which decodes everything as one batch) would decide what is kept."""
+    order = record_schema("Order", {"name": "id", "type": "string"}, {"name": "at", "type": "long"})
+    reader = registered("1", 1, order)
+    record = RecordDefinition(silver_table="orders", key=("id",), event_time=EventTime(field="at"))
+    sent = [{"id": "a", "at": 100}, {"id": "a", "at": 200}, {"id": "a", "at": 100}]
+    frame = bronze_frame(spark, [wire.frame_confluent(1, write(order, e)) for e in sent])
+    decoded, roles = decoded_with(spark, frame, record, reader, [reader])
+    rows = silver.silver_rows(decoded, reader, roles).orderBy("offset").collect()
+    # the first copy of each distinct (id, at) in the order sent
+    firsts: dict[tuple[str, int], int] = {}
+    for offset, event in enumerate(sent):
+        firsts.setdefault((event["id"], event["at"]), offset)
+    assert [(r.offset, r.id, r.at) for r in rows] == [
+        (offset, key, at) for (key, at), offset in firsts.items()
+    ]
+
+
+def test_a_changed_definition_rewrites_silver_from_bronze(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Old rows must mean what new rows mean: with the event time taken from Kafka instead of
+    ``placedAt``, the next batch (even an empty one) first rewrites the rows already in silver."""
+    (pipeline,) = parse_definitions(SHOP).pipelines
+    registry = SubjectRegistry()
+    registry.add(pipeline.subject(pipeline.records[0]), "1", ORDER)
+    registry.add(pipeline.subject(pipeline.records[1]), "2", REFUND)
+    order = write(ORDER, {"orderId": "o1", "placedAt": 1_772_366_400_250})
+    space = TableSpace.in_directory(tmp_path / "warehouse")
+    frame = bronze_frame(spark, [wire.frame_confluent(1, order)], topic="shop")
+    frame.write.format("delta").save(space.table("bronze").path)
+    silver_io.SilverBatch.for_pipeline(pipeline, registry, space)(frame, 0)  # type: ignore[arg-type]
+    placed = as_collected(
+        resolve(order, ORDER, ORDER)["placedAt"],
+        {"type": "long", "logicalType": "timestamp-millis"},
+    )
+    assert table_rows(spark, space, "shop_order_silver", "orderId", "event_time") == [
+        ("o1", placed)
+    ]
+
+    edited = SHOP.replace("        event_time: {field: placedAt, unit: milliseconds}\n", "")
+    (changed,) = parse_definitions(edited).pipelines
+    assert changed.records[0].event_time is None
+    batch = silver_io.SilverBatch.for_pipeline(changed, registry, space)  # type: ignore[arg-type]
+    batch(frame.limit(0), 1)
+    assert table_rows(spark, space, "shop_order_silver", "orderId", "event_time") == [
+        ("o1", KAFKA_TIME)  # the Kafka timestamp of offset 0
+    ]

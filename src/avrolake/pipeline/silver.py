@@ -353,11 +353,14 @@ def decode(
 
 
 def _event_time(roles: Roles, record_type: DataType) -> tuple[Column | None, Column, Column]:
-    """The event-time value silver checks (None: the Kafka timestamp needs no check), whether it
-    is in the range Spark can hold, and the event time (NULL outside it: a conversion there would
-    fail the whole batch)."""
+    """The event-time value silver checks, whether it is in the range Spark can hold, and the
+    event time (NULL outside it: a conversion there would fail the whole batch)."""
     if roles.event_time is None:
-        return None, F.lit(True), F.col("timestamp")
+        # a broker that accepts any CreateTime (message.timestamp.after.max.ms = Long.MAX) can
+        # carry year 10000: Python (the MERGE's literals, the collected dates) cannot hold it
+        seconds = F.unix_seconds(F.col("timestamp"))
+        in_range = seconds.between(MIN_EVENT_SECONDS, MAX_EVENT_SECONDS)
+        return seconds, in_range, F.when(in_range, F.col("timestamp"))
     assert isinstance(record_type, StructType)
     value = F.col("record").getField(roles.event_time)
     data_type = record_type[roles.event_time].dataType
@@ -376,6 +379,9 @@ def _event_time(roles: Roles, record_type: DataType) -> tuple[Column | None, Col
         time = _FROM_INTEGER[roles.unit](value.cast("long"))
     else:  # a fraction: to the microsecond, Spark's resolution
         micros = F.round(value * (_PER_SECOND[TimeUnit.MICROSECONDS] // per_second))
+        # rounding can carry the last fraction of 9999 into year 10000
+        last = (MAX_EVENT_SECONDS + 1) * _PER_SECOND[TimeUnit.MICROSECONDS] - 1
+        in_range = in_range & (micros <= last)
         time = F.timestamp_micros(micros.cast("long"))
     return value, in_range, F.when(in_range, time)
 
@@ -434,7 +440,7 @@ def _reason(
     for name in roles.key:
         reason = reason.when(F.col("record").getField(name).isNull(), F.lit(f"null {name}"))
     if event_time is not None:
-        field_name = roles.event_time
+        field_name = roles.event_time or "Kafka timestamp"
         reason = reason.when(event_time.isNull(), F.lit(f"null {field_name}")).when(
             ~in_range, F.concat(F.lit(f"{field_name} out of range: "), event_time.cast("string"))
         )
@@ -455,7 +461,12 @@ def silver_rows(
         .alias(f["name"], metadata={ALIASES_METADATA: list(f.get("aliases", []))})
         for f in reader_fields(reader)
     ]
-    first_seen = Window.partitionBy(*roles.dedupe_columns).orderBy(*COORDINATES)
+    # the same identity as the MERGE's: a key with its event-time field names one event, so a
+    # re-stamped event is another one here too (else batch boundaries would decide what is kept)
+    identity = roles.dedupe_columns
+    if roles.key and roles.event_time is not None:
+        identity = (*roles.key, "event_time")
+    first_seen = Window.partitionBy(*identity).orderBy(*COORDINATES)
     return (
         decoded.where(F.col("quarantine_reason").isNull())
         .select(

@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
@@ -61,6 +61,11 @@ _LAST_SECOND = silver.MAX_EVENT_SECONDS  # 9999-12-31 23:59:59, the last event t
 class RecordedReader:
     fingerprint: str
     schema: RegisteredSchema
+    roles: str | None = None  # the definition's roles the table was written with (JSON)
+
+
+def _roles_state(roles: Roles) -> str:
+    return json.dumps(asdict(roles), sort_keys=True)
 
 
 def recorded_reader(spark: SparkSession, table: TableRef) -> RecordedReader | None:
@@ -75,7 +80,7 @@ def recorded_reader(spark: SparkSession, table: TableRef) -> RecordedReader | No
         return None
     state = json.loads(raw)
     schema = RegisteredSchema(state["ref"], int(state["version"]), state["schema"])
-    return RecordedReader(state["fingerprint"], schema)
+    return RecordedReader(state["fingerprint"], schema, state.get("roles"))
 
 
 def _record_reader(
@@ -87,6 +92,7 @@ def _record_reader(
             "ref": reader.ref,
             "version": reader.version,
             "schema": reader.schema_str,
+            "roles": _roles_state(roles),
         }
     )
     quoted = state.replace("\\", "\\\\").replace("'", "\\'")
@@ -260,9 +266,14 @@ class RecordSilver:
         """The reader for the next write; rewrites silver first when it was written with another."""
         recorded = recorded_reader(spark, self.table)
         reader = self.resolver.reader(recorded.schema if recorded else None)
-        self.roles(spark, reader)  # a definition the reader cannot serve fails before any write
+        # a definition the reader cannot serve fails before any write
+        roles = _roles_state(self.roles(spark, reader))
+        # a new reader, or a changed definition (key, event time, partitioning): old rows must
+        # mean what new rows mean, so silver is decoded again from bronze either way
         if self.table.exists(spark) and (
-            recorded is None or recorded.fingerprint != silver.fingerprint(reader)
+            recorded is None
+            or recorded.fingerprint != silver.fingerprint(reader)
+            or recorded.roles != roles
         ):
             self.rewrite(spark, reader, recorded)
         return reader
@@ -275,7 +286,11 @@ class RecordSilver:
         log.info("silver %s: reader is now v%d (was %s); rewriting it from bronze",
                  self.record.silver_table, reader.version, before)  # fmt: skip
         held = self.table.read(spark).select(*silver.COORDINATES)
-        rows = self.bronze.read(spark).join(held, list(silver.COORDINATES), "left_semi")
+        rows = (
+            self.bronze.read(spark)
+            .join(held, list(silver.COORDINATES), "left_semi")
+            .dropDuplicates(list(silver.COORDINATES))  # a record ingested twice counts once
+        )
         refs, compressed = _ref_stats(rows)
         ours = [ref for ref, framing in refs if wire.WireFormat(framing).flavor is self.wire_format]
         decoded = self.decode(rows, reader, ours, compressed).persist()
