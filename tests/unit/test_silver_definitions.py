@@ -446,3 +446,42 @@ def test_a_changed_definition_rewrites_silver_from_bronze(
     assert table_rows(spark, space, "shop_order_silver", "orderId", "event_time") == [
         ("o1", KAFKA_TIME)  # the Kafka timestamp of offset 0
     ]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            RecordDefinition(silver_table="s", key=("tags",)),
+            "key field 'tags' of reader v1 is map<string,string>: silver cannot use it as a key",
+        ),
+        (
+            RecordDefinition(silver_table="s", partition_by=("where",)),
+            "partition_by field 'where' of reader v1 is struct<city:string>: silver cannot use "
+            "it as a partition column",
+        ),
+    ],
+    ids=["a map as the key", "a record as a partition column"],
+)
+def test_a_key_or_partition_spark_cannot_use_is_one_line(
+    spark: SparkSession, record: RecordDefinition, message: str
+) -> None:
+    city = {"type": "record", "name": "Where", "fields": [{"name": "city", "type": "string"}]}
+    schema = record_schema(
+        "Visit",
+        {"name": "tags", "type": {"type": "map", "values": "string"}},
+        {"name": "where", "type": city},
+    )
+    reader = registered("1", 1, schema)
+    with pytest.raises(PipelineError) as raised:
+        silver.Roles.of(record, reader, silver.reader_type(spark, reader))
+    assert str(raised.value) == message
+
+
+def test_a_reader_that_is_not_a_record_is_one_line() -> None:
+    with pytest.raises(PipelineError) as raised:
+        silver.reader_fields(registered("7", 2, "string"))  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "reader v2 (schema ref 7) is not a record schema: silver stores the fields of record "
+        "schemas only"
+    )

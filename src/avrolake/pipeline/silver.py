@@ -162,15 +162,46 @@ class Roles:
                     f"{data_type.simpleString()}: it must be a number (in event_time.unit) or a "
                     "timestamp logical type"
                 )
+        key = tuple(find(name, "key") for name in record.key)
+        partition_by = tuple(
+            name if name in METADATA_COLUMNS else find(name, "partition_by")
+            for name in record.partition_by
+        )
+        assert isinstance(record_type, StructType)
+        # what Spark would refuse only inside the first batch, with an analysis trace
+        for role, names, refused in (
+            ("key", key, lambda t: _contains(t, MapType)),  # maps cannot be compared
+            (
+                "partition_by",
+                partition_by,
+                lambda t: isinstance(t, StructType | ArrayType | MapType),
+            ),
+        ):
+            for name in names:
+                if name in record_type.fieldNames() and refused(record_type[name].dataType):
+                    raise PipelineError(
+                        f"{role} field {name!r} of reader v{reader.version} is "
+                        f"{record_type[name].dataType.simpleString()}: silver cannot use it as "
+                        f"{'a key' if role == 'key' else 'a partition column'}"
+                    )
         return cls(
-            key=tuple(find(name, "key") for name in record.key),
+            key=key,
             event_time=event_time,
             unit=record.event_time.unit if record.event_time else TimeUnit.SECONDS,
-            partition_by=tuple(
-                name if name in METADATA_COLUMNS else find(name, "partition_by")
-                for name in record.partition_by
-            ),
+            partition_by=partition_by,
         )
+
+
+def _contains(data_type: DataType, kind: type) -> bool:
+    if isinstance(data_type, kind):
+        return True
+    if isinstance(data_type, StructType):
+        return any(_contains(f.dataType, kind) for f in data_type.fields)
+    if isinstance(data_type, ArrayType):
+        return _contains(data_type.elementType, kind)
+    if isinstance(data_type, MapType):
+        return _contains(data_type.keyType, kind) or _contains(data_type.valueType, kind)
+    return False
 
 
 @dataclass(frozen=True)
@@ -215,7 +246,14 @@ def envelope(schema_str: str) -> str:
 
 def reader_fields(reader: RegisteredSchema) -> list[dict]:
     """The reader's top-level fields (name, aliases, …) as parsed JSON."""
-    return list(json.loads(reader.schema_str)["fields"])
+    schema = json.loads(reader.schema_str)
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        # a silver table's columns are a record's fields: one line, not a KeyError trace
+        raise PipelineError(
+            f"reader v{reader.version} (schema ref {reader.ref}) is not a record schema: "
+            "silver stores the fields of record schemas only"
+        )
+    return list(schema["fields"])
 
 
 def reader_field_names(reader: RegisteredSchema) -> list[str]:
