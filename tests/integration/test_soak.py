@@ -473,12 +473,12 @@ def test_both_flavors_through_kills_a_broker_restart_and_a_registry_pause(
     golds: dict[str, list[dict]] = {p.flavor: [] for p in pipes}
     for _ in range(2):
         for p in pipes:
-            pipeline = product_pipeline(p.settings.kafka.topic)
+            product = product_pipeline(p.settings.kafka.topic)
             query = run_silver(
-                spark, pipeline, open_registry(p.settings.registry), p.tables.space, drain
+                spark, product, open_registry(p.settings.registry), p.tables.space, drain
             )
             assert query.awaitTermination(WAIT_S) and query.exception() is None
-            run_gold(spark, p.tables.space, [pipeline], drain)
+            run_gold(spark, p.tables.space, [product], drain)
             golds[p.flavor].append(gold_rows(spark, p.tables))
 
     for p in pipes:
