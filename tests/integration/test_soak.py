@@ -358,7 +358,7 @@ def pipeline(flavor: str, stack: LocalStack, root: Path) -> Pipeline:
             ["silver", "--definitions", str(DEFINITIONS_FILE), *connection, *tables, *live],
             env,
             root,
-            "silver",
+            f"silver/{product_pipeline().name}",  # silver's checkpoint is per pipeline
         ),
     )
 
